@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
+from rich.console import Console
+from rich.table import Column, Table
 
 from .cli import console, user_errors
 
@@ -23,3 +25,96 @@ def tasks_list(suite: Annotated[Optional[Path], typer.Option(help="suite folder"
     for c in load_concepts(suite or default_suite_dir()):
         table.add_row(c.name, c.card.format, c.card.version, str(len(c.train)), str(len(c.test)), c.card.positive_pole)
     console.print(table)
+
+
+class Bump(str, Enum):
+    major = "major"
+    minor = "minor"
+    patch = "patch"
+
+
+class ImportFormat(str, Enum):
+    persona = "persona"
+    bipo = "bipo"
+    axbench = "axbench"
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+@tasks_app.command("validate")
+@user_errors
+def tasks_validate(
+    path: Annotated[Optional[Path], typer.Argument(help="a suite folder or one concept folder (default: the repo suite)")] = None,
+) -> None:
+    """Check schema, ids, duplicates, balance, lengths, encoding, sizes and the manifest."""
+    from .validate import validate
+
+    report = validate(path)
+    if report.problems:
+        rows = [(_relative(p.path) + (f":{p.line}" if p.line else ""), p.rule, p.reason) for p in report.problems]
+        table = Table("file:line", "rule", "problem", title=f"{len(rows)} problem(s)")
+        for row in rows:
+            table.add_row(*row)
+        # never wrap a row: each stays one greppable `file:line ... reason` line
+        width = max(sum(len(cell) for cell in row) for row in rows) + 16
+        Console(width=max(width, console.width), highlight=False).print(table)
+        raise typer.Exit(1)
+    table = Table(
+        Column("concept", no_wrap=True), "format", "pairs", "train words", "test words", "Yes",
+        caption="pairs: train/test; words: mean per pole, positive/negative; Yes: share of 'Yes' positives, train/test",
+    )  # fmt: skip
+    for c in report.concepts:
+        tr, te = c.splits["train"], c.splits["test"]
+        yes = f"{tr.yes_fraction:.0%}/{te.yes_fraction:.0%}" if tr.yes_fraction is not None and te.yes_fraction is not None else "-"
+        table.add_row(
+            c.name, c.format or "?", f"{tr.pairs}/{te.pairs}",
+            f"{tr.words_positive:.1f}/{tr.words_negative:.1f}", f"{te.words_positive:.1f}/{te.words_negative:.1f}", yes,
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"ok: {len(report.concepts)} concept(s), no problems")
+
+
+@tasks_app.command("manifest")
+@user_errors
+def tasks_manifest(
+    bump: Annotated[Optional[Bump], typer.Option(help="release changed files as a new version")] = None,
+    suite: Annotated[Optional[Path], typer.Option(help="suite folder")] = None,
+) -> None:
+    """Rewrite MANIFEST.json (hashes + version); refuses changed files without --bump."""
+    from .suite import MANIFEST_NAME, write_manifest
+    from .tasks import default_suite_dir
+
+    suite_dir = suite or default_suite_dir()
+    manifest = write_manifest(suite_dir, bump.value if bump else None)
+    console.print(f"{_relative(suite_dir / MANIFEST_NAME)}: {manifest.suite} {manifest.version} sha256 {manifest.sha256}", soft_wrap=True, highlight=False)
+
+
+@tasks_app.command("import")
+@user_errors
+def tasks_import(
+    fmt: Annotated[ImportFormat, typer.Argument(metavar="FORMAT", help="persona, bipo or axbench")],
+    source: Annotated[str, typer.Argument(help="a local file, or else a Hugging Face dataset id")],
+    concept: Annotated[str, typer.Option(help="name of the new concept folder (snake_case)")],
+    suite: Annotated[Optional[Path], typer.Option(help="suite folder (default: the repo suite)")] = None,
+    test_fraction: Annotated[float, typer.Option(help="share of pairs in the test split")] = 0.33,
+    seed: Annotated[int, typer.Option(help="seed of the train/test shuffle")] = 0,
+    license: Annotated[Optional[str], typer.Option(help="license of the source (default: 'see source')")] = None,
+    concept_id: Annotated[Optional[str], typer.Option(help="axbench: keep only this concept_id")] = None,
+) -> None:
+    """Import a public pair dataset as a new concept folder (validated; nothing written on error)."""
+    from .importers import import_concept
+    from .suite import MANIFEST_NAME
+
+    result = import_concept(fmt.value, source, concept, suite, test_fraction, seed, license, concept_id)
+    console.print(f"wrote {_relative(result.path)}: {result.train} train / {result.test} test pairs")
+    if result.warnings:
+        console.print(f"{len(result.warnings)} quality warning(s) `steer-pu tasks validate` will report, e.g.:")
+        for p in result.warnings[:5]:
+            console.print(f"  {_relative(p.path)}{f':{p.line}' if p.line else ''}: {p.reason}", highlight=False, soft_wrap=True)
+    if (result.path.parent / MANIFEST_NAME).is_file():
+        console.print("release the changed suite with: steer-pu tasks manifest --bump minor", soft_wrap=True)
