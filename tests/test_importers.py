@@ -3,10 +3,13 @@ garbage input gets one clear error naming the file (and line) and writes nothing
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -36,8 +39,11 @@ def axbench_rows(n: int = 8, concept_id: int = 7) -> list[dict]:
     return rows
 
 
+AXBENCH_COLUMNS = ["input", "winning_output", "losing_output", "output_concept", "concept_id", "category"]
+
+
 def write_parquet(path: Path, rows: list[dict]) -> Path:
-    pd.DataFrame(rows).to_parquet(path)
+    pd.DataFrame(rows, columns=list(rows[0]) if rows else AXBENCH_COLUMNS).to_parquet(path)
     return path
 
 
@@ -86,17 +92,108 @@ def test_bipo_import(tmp_path):
     assert pair.positive.startswith("Yes, direct control") and pair.negative.startswith("Traffic engineers")
 
 
-def test_axbench_import_filters_concept_and_controls(tmp_path):
-    source = write_parquet(tmp_path / "concept500.parquet", axbench_rows() + axbench_rows(3, concept_id=9))
-    with pytest.raises(SteerPuError, match=r"concept500.parquet: holds several concepts \(7, 9\); pick one with --concept-id"):
-        import_concept("axbench", str(source), "classical", tmp_path / "suite")
-    assert_nothing_written(tmp_path / "suite")
-    result = import_concept("axbench", str(source), "classical", tmp_path / "suite", concept_id="7")
+def fixture_rows() -> list[dict]:
+    """The rows ``make_axbench.py`` writes (imported from the fixture folder by path)."""
+    spec = importlib.util.spec_from_file_location("make_axbench", FIXTURES / "make_axbench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.rows()
+
+
+def test_axbench_fixture_is_current():
+    """The committed parquet holds exactly the generator's rows, in Concept500's columns and types."""
+    table = pq.read_table(FIXTURES / "axbench.parquet")
+    assert table.column_names == AXBENCH_COLUMNS
+    assert str(table.schema.field("concept_id").type) == "int64"
+    assert table.to_pylist() == fixture_rows()
+
+
+def test_axbench_import_by_concept_id(tmp_path):
+    source = str(FIXTURES / "axbench.parquet")
+    result = import_concept("axbench", source, "tea", tmp_path / "suite", test_fraction=0.3, concept_id="3")
     concept = load_concept(result.path)
-    assert concept.card.format == "presence"
-    assert "references to classical music" in concept.card.description
-    assert len(concept.train) + len(concept.test) == 8  # the "negative" control row is skipped
-    assert all("violin" in p.positive and "violin" not in p.negative for p in concept.train + concept.test)
+    assert (result.train, result.test) == (7, 3)
+    assert concept.card.format == "presence" and concept.card.source == source
+    assert concept.card.description == "Imported AxBench Concept500 concept: references to tea and tea drinking."
+    pairs = concept.train + concept.test
+    tea = {r["input"]: r for r in fixture_rows() if r["concept_id"] == 3}
+    assert {p.prompt for p in pairs} == set(tea)  # the bridges rows and the control row are left out
+    for pair in pairs:
+        assert (pair.positive, pair.negative) == (tea[pair.prompt]["winning_output"], tea[pair.prompt]["losing_output"])
+    assert not [w for w in result.warnings if w.rule in INTEGRITY]
+
+
+def test_axbench_import_by_output_concept_via_cli(tmp_path):
+    suite = tmp_path / "suite"
+    args = ["tasks", "import", "axbench", str(FIXTURES / "axbench.parquet"), "--concept", "bridges", "--suite", str(suite),
+            "--output-concept", "Bridges as a metaphor for CONNECTION"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 train / 1 test pairs" in " ".join(result.output.split())
+    concept = load_concept(suite / "bridges")
+    assert all("bridge" in p.positive.lower() and "bridge" not in p.negative.lower() for p in concept.train + concept.test)
+
+
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        ({}, r"axbench.parquet: holds several concepts \(3: references to tea and tea drinking; 5: bridges as a metaphor "
+             r"for connection\); pick one with --concept-id or --output-concept"),
+        ({"concept_id": "4"}, r"axbench.parquet: no usable rows with concept_id 4$"),
+        ({"concept_id": "3", "output_concept": "bridges as a metaphor for connection"},
+         r"no usable rows with concept_id 3 and output_concept 'bridges as a metaphor for connection'"),
+    ],
+)  # fmt: skip
+def test_axbench_selection_errors(tmp_path, selection, message):
+    with pytest.raises(SteerPuError, match=message):
+        import_concept("axbench", str(FIXTURES / "axbench.parquet"), "junk", tmp_path / "suite", **selection)
+    assert_nothing_written(tmp_path / "suite")
+
+
+def test_selection_only_for_axbench(tmp_path):
+    with pytest.raises(SteerPuError, match=r"--concept-id and --output-concept select an AxBench concept; the persona format has none"):
+        import_concept("persona", str(FIXTURES / "persona.jsonl"), "junk", tmp_path / "suite", concept_id="3")
+    assert_nothing_written(tmp_path / "suite")
+
+
+@pytest.fixture()
+def datasets_cache(tmp_path, monkeypatch):
+    """Keep ``datasets``' cache of locally loaded folders inside the test's tmp folder, offline."""
+    import datasets.config
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+
+
+@pytest.mark.parametrize(("fmt", "fixture", "kwargs"), [("axbench", "axbench.parquet", {"concept_id": "3"}), ("persona", "persona.jsonl", {})])
+def test_dataset_folder_goes_through_load_dataset(tmp_path, datasets_cache, monkeypatch, fmt, fixture, kwargs):
+    """A folder is loaded the way a Hub id is (``datasets.load_dataset``) and gives the same concept as the file."""
+    import datasets
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(FIXTURES / fixture, folder / fixture)
+    calls = []
+    real = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append(a) or real(*a, **k))
+    from_folder = import_concept(fmt, str(folder), "c", tmp_path / "a", **kwargs).path
+    from_file = import_concept(fmt, str(FIXTURES / fixture), "c", tmp_path / "b", **kwargs).path
+    assert calls == [(str(folder),)]
+    for name in ("train.jsonl", "test.jsonl"):
+        assert (from_folder / name).read_bytes() == (from_file / name).read_bytes()
+
+
+def test_dataset_folder_with_wrong_columns_or_no_data(tmp_path, datasets_cache):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_parquet(folder / "x.parquet", [{"question": "q", "answer": "a"}])
+    with pytest.raises(SteerPuError, match=r"data: missing field\(s\) input, winning_output, losing_output, output_concept, concept_id, category \(found: question, answer\)"):
+        import_concept("axbench", str(folder), "junk", tmp_path / "suite")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SteerPuError, match=r"empty: not a data file, and loading it as a Hugging Face dataset failed \("):
+        import_concept("axbench", str(empty), "junk", tmp_path / "suite")
+    assert_nothing_written(tmp_path / "suite")
 
 
 def test_refuses_to_overwrite(tmp_path):
@@ -145,6 +242,8 @@ GARBAGE = [
     ("axbench", "text.parquet", b"input,winning_output\n", r"text.parquet: not a Parquet file"),
     ("axbench", "empty.parquet", b"", r"empty.parquet: empty file"),
     ("axbench", "cut.parquet", b"PAR1\x00\x00garbage", r"cut.parquet: unreadable Parquet file"),
+    ("axbench", "noise.parquet", bytes(range(256)) * 64, r"noise.parquet: not a Parquet file"),
+    ("axbench", "truncated.parquet", (FIXTURES / "axbench.parquet").read_bytes()[:-200], r"truncated.parquet: unreadable Parquet file"),
 ]
 
 
@@ -163,6 +262,9 @@ def test_garbage_input_is_refused(tmp_path, fmt, name, content, message):
         (lambda rows: [{k: v for k, v in r.items() if k != "losing_output"} for r in rows], r"missing field\(s\) losing_output"),
         (lambda rows: [{**r, "input": 5} for r in rows], r"x.parquet row 1: field 'input' must be a string, got int"),
         (lambda rows: [{**r, "winning_output": "w" * 1_000_001} for r in rows], r"row 1: field 'winning_output' is larger than"),
+        (lambda rows: [{**r, "output_concept": None} for r in rows], r"x.parquet row 1: field 'output_concept' must be a string, got NoneType"),
+        (lambda rows: [{**r, "input": "line\x00break"} for r in rows], r"row 1: field 'input' has control character\(s\) U\+0000"),
+        (lambda rows: rows[:0], r"x.parquet: no usable rows"),
     ],
 )
 def test_garbage_parquet_is_refused(tmp_path, change, message):

@@ -2,7 +2,8 @@
 
 Formats: ``persona`` (Anthropic model-written-evals persona JSONL → choice), ``bipo``
 (CSV ``question,matching,not_matching`` → open) and ``axbench`` (Concept500 parquet →
-presence). A source is a local file or else a Hugging Face dataset id. The concept is built
+presence, one concept chosen by ``concept_id`` or ``output_concept``). A source is a local
+file, or else a local dataset folder or Hugging Face dataset id loaded with ``datasets``. The concept is built
 in a temporary folder, validated, and renamed into the suite: on any error nothing is left.
 Text is stripped, line breaks become ``\\n`` and tabs four spaces; nothing else is changed,
 except that persona prompts get the suite's ``Answer with Yes or No.`` ending.
@@ -176,38 +177,53 @@ def _parquet_records(path: Path, spec: Spec) -> Iterator[tuple[str, dict]]:
         yield f"{path} row {i}", record
 
 
-def _hub_records(source: str, spec: Spec) -> Iterator[tuple[str, dict]]:
+def _dataset_records(source: str, spec: Spec) -> Iterator[tuple[str, dict]]:
+    """Rows of the ``train`` split of a local dataset folder or a Hub dataset id, via ``datasets``."""
     import datasets
 
+    what = "a local file" if not Path(source).is_dir() else "a data file"
     try:
         data = datasets.load_dataset(source, split="train")
-    except Exception as exc:  # noqa: BLE001 - any failure (offline, unknown id) is the user's to fix
+    except Exception as exc:  # noqa: BLE001 - any failure (offline, unknown id, bad folder) is the user's to fix
+        detail = str(exc).splitlines()[0] if str(exc) else "no details"
         raise SteerPuError(
-            f"{source}: not a local file, and loading it as a Hugging Face dataset failed "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no details'})"
+            f"{source}: not {what}, and loading it as a Hugging Face dataset failed ({type(exc).__name__}: {detail})"
         ) from None
     _require(data.column_names, spec, source)
     for i, record in enumerate(data, start=1):
         yield f"{source} row {i}", record
 
 
-def read_source(fmt: str, source: str, concept_id: str | None = None) -> tuple[list[Triple], dict[str, str]]:
-    """The source's pairs and card template values (``{concept}`` for AxBench)."""
+def _selected(record: dict, where: str, concept_id: str | None, output_concept: str | None) -> bool:
+    """AxBench: is this row of the chosen concept (by ``concept_id`` and/or ``output_concept``)?"""
+    if concept_id is not None and str(record["concept_id"]).strip() != concept_id.strip():
+        return False
+    if output_concept is not None:
+        return _clean(record["output_concept"], where, "output_concept").casefold() == output_concept.strip().casefold()
+    return True
+
+
+def read_source(
+    fmt: str, source: str, concept_id: str | None = None, output_concept: str | None = None
+) -> tuple[list[Triple], dict[str, str]]:
+    """The source's pairs and card template values (``{concept}`` for AxBench).
+
+    A local file is read by the format's own strict reader; anything else — a local dataset
+    folder or a Hub dataset id — goes through ``datasets.load_dataset`` (its ``train`` split).
+    """
     spec = SPECS[fmt]
     path = Path(source)
-    if path.is_dir():
-        raise SteerPuError(f"{path}: is a folder; give the {fmt} data file")
     if path.is_file():
         reader = {"persona": _jsonl_records, "bipo": _csv_records, "axbench": _parquet_records}[fmt]
         records = reader(path, spec)
     else:
-        records = _hub_records(source, spec)
+        records = _dataset_records(source, spec)
     triples, concepts = [], set()
     for where, record in records:
         if fmt == "axbench":
-            if concept_id is not None and str(record["concept_id"]) != concept_id:
-                continue
             if _clean(record["category"], where, "category") == "negative":  # concept-free control rows
+                continue
+            if not _selected(record, where, concept_id, output_concept):
                 continue
             concepts.add((str(record["concept_id"]), _clean(record["output_concept"], where, "output_concept")))
         prompt, positive, negative = (_clean(record[c], where, c) for c in spec.columns)
@@ -218,11 +234,12 @@ def read_source(fmt: str, source: str, concept_id: str | None = None) -> tuple[l
                 prompt = f"{prompt}\n{CHOICE_SUFFIX}"
         triples.append(Triple(prompt, positive, negative))
     if not triples:
-        selected = f" with concept_id {concept_id}" if concept_id is not None else ""
-        raise SteerPuError(f"{source}: no usable rows{selected}")
+        chosen = [f"concept_id {concept_id}"] * (concept_id is not None) + [f"output_concept '{output_concept}'"] * (output_concept is not None)
+        raise SteerPuError(f"{source}: no usable rows{' with ' + ' and '.join(chosen) if chosen else ''}")
     if len(concepts) > 1:
-        ids = ", ".join(sorted(i for i, _ in concepts))
-        raise SteerPuError(f"{source}: holds several concepts ({ids}); pick one with --concept-id")
+        listed = "; ".join(f"{i}: {name}" for i, name in sorted(concepts))
+        listed = listed if len(listed) <= 300 else listed[:300] + "…"
+        raise SteerPuError(f"{source}: holds several concepts ({listed}); pick one with --concept-id or --output-concept")
     return triples, {"concept": next(iter(concepts))[1]} if concepts else {}
 
 
@@ -263,6 +280,7 @@ def import_concept(
     seed: int = 0,
     license: str | None = None,
     concept_id: str | None = None,
+    output_concept: str | None = None,
 ) -> ImportResult:
     """Import ``source`` as the concept folder ``<suite_dir>/<concept>``; nothing is written on error."""
     if fmt not in SPECS:
@@ -271,12 +289,14 @@ def import_concept(
         raise SteerPuError(f"--concept: '{concept}' must be snake_case (a-z, 0-9, _)")
     if not 0 < test_fraction < 1:
         raise SteerPuError(f"--test-fraction: {test_fraction} must be between 0 and 1")
+    if fmt != "axbench" and (concept_id is not None or output_concept is not None):
+        raise SteerPuError(f"--concept-id and --output-concept select an AxBench concept; the {fmt} format has none")
     suite_dir = Path(suite_dir) if suite_dir is not None else default_suite_dir()
     target = suite_dir / concept
     if target.exists():
         raise SteerPuError(f"{target}: already exists; remove it or choose another --concept")
     spec = SPECS[fmt]
-    triples, values = read_source(fmt, source, concept_id)
+    triples, values = read_source(fmt, source, concept_id, output_concept)
     train, test = split(triples, test_fraction, seed, stratify=spec.format == "choice")
     card = Card(
         name=concept,
