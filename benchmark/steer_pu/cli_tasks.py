@@ -98,19 +98,20 @@ def tasks_manifest(
 @user_errors
 def tasks_import(
     fmt: Annotated[ImportFormat, typer.Argument(metavar="FORMAT", help="persona, bipo or axbench")],
-    source: Annotated[str, typer.Argument(help="a local file, or else a Hugging Face dataset id")],
+    source: Annotated[str, typer.Argument(help="a local file, or else a local dataset folder or Hugging Face dataset id")],
     concept: Annotated[str, typer.Option(help="name of the new concept folder (snake_case)")],
     suite: Annotated[Optional[Path], typer.Option(help="suite folder (default: the repo suite)")] = None,
     test_fraction: Annotated[float, typer.Option(help="share of pairs in the test split")] = 0.33,
     seed: Annotated[int, typer.Option(help="seed of the train/test shuffle")] = 0,
     license: Annotated[Optional[str], typer.Option(help="license of the source (default: 'see source')")] = None,
     concept_id: Annotated[Optional[str], typer.Option(help="axbench: keep only this concept_id")] = None,
+    output_concept: Annotated[Optional[str], typer.Option(help="axbench: keep only this output_concept (case-insensitive)")] = None,
 ) -> None:
     """Import a public pair dataset as a new concept folder (validated; nothing written on error)."""
     from .importers import import_concept
     from .suite import MANIFEST_NAME
 
-    result = import_concept(fmt.value, source, concept, suite, test_fraction, seed, license, concept_id)
+    result = import_concept(fmt.value, source, concept, suite, test_fraction, seed, license, concept_id, output_concept)
     console.print(f"wrote {_relative(result.path)}: {result.train} train / {result.test} test pairs")
     if result.warnings:
         console.print(f"{len(result.warnings)} quality warning(s) `steer-pu tasks validate` will report, e.g.:")
@@ -118,3 +119,51 @@ def tasks_import(
             console.print(f"  {_relative(p.path)}{f':{p.line}' if p.line else ''}: {p.reason}", highlight=False, soft_wrap=True)
     if (result.path.parent / MANIFEST_NAME).is_file():
         console.print("release the changed suite with: steer-pu tasks manifest --bump minor", soft_wrap=True)
+
+
+@tasks_app.command("report")
+@user_errors
+def tasks_report(
+    model: Annotated[str, typer.Option(help="registry name, local HF directory or Hub id")] = "smollm2-135m",
+    out: Annotated[Optional[Path], typer.Option(help="write the Markdown report here (e.g. tasks/REPORT.md)")] = None,
+    runs: Annotated[Path, typer.Option(help="run directory that caches the sweeps (re-runs resume)")] = Path("runs/task-report"),
+    suite: Annotated[Optional[Path], typer.Option(help="suite folder")] = None,
+    concepts: Annotated[Optional[str], typer.Option(help="comma-separated concept names (default: all)")] = None,
+    strengths: Annotated[Optional[str], typer.Option(help="comma-separated strengths (default: the report grid, -4 … 4); 0 is always added")] = None,
+    layer: Annotated[Optional[int], typer.Option(help="steering layer (default: the model's)")] = None,
+    # One thread by default: the thread count is part of each cached run's config, so the
+    # same command must resolve to the same value on every machine to resume.
+    threads: Annotated[int, typer.Option(help="torch threads (part of the cached runs' config)")] = 1,
+) -> None:
+    """Per concept: counts, token lengths, p(0) and the best p of a DiffMean sweep at u ≥ 0.9."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .cli import _parse_floats, err_console
+    from .io import atomic_write_text
+    from .models import load_model
+    from .task_report import build_report, render_markdown
+    from .tasks import default_suite_dir
+
+    names = [c.strip() for c in concepts.split(",") if c.strip()] if concepts else None
+    grid = _parse_floats(strengths, "strengths") if strengths else None
+    with console.status(f"loading {model}"):
+        loaded = load_model(model)
+    progress = Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console)
+    with progress:
+        task = progress.add_task("units", total=None)
+        report = build_report(
+            loaded, model, suite or default_suite_dir(), runs, names, grid, layer, threads,
+            on_unit=lambda what, done, total: progress.update(task, description=what, completed=done, total=total),
+        )  # fmt: skip
+    command = "steer-pu tasks report --model " + model + (f" --strengths {strengths}" if strengths else "")
+    text = render_markdown(report, command)
+    if out is not None:
+        atomic_write_text(out, text)
+        console.print(f"wrote {_relative(out)}")
+    table = Table("concept", "format", "train/test", "tokens +/−", "p(0)", "best p (u≥0.9)", "m", "worst p", "flags")
+    for r in report.rows:
+        table.add_row(
+            r.name, r.format, f"{r.n_train}/{r.n_test}", f"{r.tokens_pos:.1f}/{r.tokens_neg:.1f}", f"{r.p0:.3f}",
+            f"{r.best_p:.3f}", f"{r.best_m:+g}", f"{r.worst_p:.3f}", ", ".join(r.flags) or "-",
+        )  # fmt: skip
+    console.print(table)
