@@ -155,6 +155,11 @@ from .cli_tasks import tasks_app  # noqa: E402  (its commands use user_errors/co
 
 app.add_typer(tasks_app, name="tasks")
 
+from .cli_report import fit_command, report_command  # noqa: E402
+
+app.command("fit")(fit_command)
+app.command("report")(report_command)
+
 
 def main() -> None:  # pragma: no cover - console script entry
     sys.exit(app())
