@@ -2,7 +2,7 @@
 
 Each problem names its file and, where it applies, the line. Rules in :data:`INTEGRITY`
 make a concept unusable; the others are the suite's quality bar (balance, length,
-duplicates, size, manifest).
+duplicates, size, the card's ``why_included`` rationale, manifest).
 """
 
 from __future__ import annotations
@@ -143,6 +143,10 @@ def check_card(path: Path, problems: list[Problem]) -> Card | None:
         problems.append(Problem(path, f"field 'name' is '{name}' but the folder is '{path.parent.name}'", _key_line(text, "name"), "card"))
     if isinstance(version, str) and not _SEMVER.match(version):
         problems.append(Problem(path, f"field 'version': '{version}' is not MAJOR.MINOR.PATCH", _key_line(text, "version"), "card"))
+    why = raw.get("why_included")
+    if not (isinstance(why, str) and why.strip()):
+        # A quality rule, not integrity: an import is usable before someone writes the rationale.
+        problems.append(Problem(path, "field 'why_included' missing: say why the concept is in the suite", rule="rationale"))
     return card
 
 
