@@ -1,0 +1,21 @@
+"""The suite as an lm-evaluation-harness task group (``lm_eval --tasks steer_pu``).
+
+- :mod:`.docs`: renders pairs into lm-eval documents exactly as the native harness encodes
+  them, and turns the choice log-likelihoods back into the benchmark's metrics;
+- :mod:`.generate`: writes (and checks for drift) the task YAMLs in ``tasks/lm_eval``;
+- :mod:`.samples`: reads lm-eval ``--log_samples`` output back into per-pair NLLs;
+- :mod:`.model`: the ``steer_pu`` lm-eval model type (a steer-pu artifact at strength m).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+GROUP = "steer_pu"
+
+
+def task_dir() -> Path:
+    """Folder of the checked-in lm-eval task YAMLs (``tasks/lm_eval`` in the repository)."""
+    from ..tasks import default_suite_dir
+
+    return default_suite_dir().parent / "lm_eval"
