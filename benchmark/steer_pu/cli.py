@@ -160,6 +160,10 @@ from .cli_report import fit_command, report_command  # noqa: E402
 app.command("fit")(fit_command)
 app.command("report")(report_command)
 
+from .cli_lm_eval import register as _register_lm_eval  # noqa: E402
+
+_register_lm_eval(app)
+
 
 def main() -> None:  # pragma: no cover - console script entry
     sys.exit(app())
