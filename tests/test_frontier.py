@@ -169,6 +169,13 @@ def test_concept_scores_without_negative_strengths() -> None:
     assert concept_scores(sweep).fa_negative is None
 
 
+def test_empty_sweep_raises_clearly() -> None:
+    with pytest.raises(ValueError, match="sweep is empty"):
+        concept_scores({})
+    with pytest.raises(ValueError, match="concept 'c'.*empty"):
+        suite_score({"c": {}})
+
+
 def test_concept_scores_needs_unsteered_strength() -> None:
     with pytest.raises(ValueError, match="m = 0"):
         concept_scores({1.0: TINY_SWEEP[1.0]})

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Column, Table
 
 from .cli import console, user_errors
@@ -75,5 +76,5 @@ def report_command(
     with console.status("fitting curves and bootstrapping"):
         report = build_report(run_dirs, n_boot=n_boot, seed=seed)
         written = write_report(report, out)
-    console.print(claims_text(report.fits, report.comparisons), markup=False, highlight=False)
+    console.print(Markdown(claims_text(report.fits, report.comparisons)))
     console.print(f"wrote {out / 'README.md'} and {len(written) - 1} figure(s)")

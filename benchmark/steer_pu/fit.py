@@ -35,6 +35,10 @@ _CENTRE_BOUND = 2.0
 _LOG_L_BOUNDS = (math.log(1e-4), math.log(1e4))
 _LOG_P_BOUNDS = (math.log(1e-2), math.log(1e2))
 _CONTINUITY_TOL = 1e-7
+# Parameters per curve (PrefOdds: α, β, b + 6 decay; UtilOdds: β, b + 6 decay); the
+# continuity constraint removes one, so a fit needs more strengths than n − 1.
+PREF_PARAMS = 9
+UTIL_PARAMS = 8
 
 
 @dataclass(frozen=True)
@@ -264,7 +268,7 @@ def _unscale(d: Decay, scale: float) -> Decay:
 
 def fit_pref_odds(m: ArrayLike, pref_odds: ArrayLike) -> PrefFit:
     """Fit PrefOdds(m) ≈ (α·m + β)·D(m) + b to per-strength means (9 parameters, 8 free)."""
-    m, y, scale, y_mean, y_sd = _prepare(m, pref_odds, "fit_pref_odds", n_params=9)
+    m, y, scale, y_mean, y_sd = _prepare(m, pref_odds, "fit_pref_odds", n_params=PREF_PARAMS)
 
     x = m / scale
     coef, d = _fit(x, (y - y_mean) / y_sd, np.column_stack([x, np.ones_like(x)]))
@@ -283,7 +287,7 @@ def fit_pref_odds(m: ArrayLike, pref_odds: ArrayLike) -> PrefFit:
 
 def fit_util_odds(m: ArrayLike, util_odds: ArrayLike) -> UtilFit:
     """Fit UtilOdds(m) ≈ β_u·D(m) + b_u to per-strength means (8 parameters, 7 free)."""
-    m, y, scale, y_mean, y_sd = _prepare(m, util_odds, "fit_util_odds", n_params=8)
+    m, y, scale, y_mean, y_sd = _prepare(m, util_odds, "fit_util_odds", n_params=UTIL_PARAMS)
 
     x = m / scale
     coef, d = _fit(x, (y - y_mean) / y_sd, np.ones((x.size, 1)))

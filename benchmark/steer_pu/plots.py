@@ -64,7 +64,10 @@ def concept_figure(concept: str, sweeps: Sequence[Sweep], fits: Sequence[FitResu
         p = [pt.p for pt in scores.points]
         xs, ys = staircase(scores.points)
         ax_f.plot(xs, ys, color=colour, ls=ls, lw=1.4, label=s.method_form)
-        ax_f.scatter(u, p, color=colour, marker=marker, s=22, zorder=3)
+        neg = np.array([pt.m < 0 for pt in scores.points])
+        # m < 0 steers away from the concept: drawn hollow, they rarely reach the positive frontier
+        ax_f.scatter(np.array(u)[~neg], np.array(p)[~neg], color=colour, marker=marker, s=22, zorder=3)
+        ax_f.scatter(np.array(u)[neg], np.array(p)[neg], facecolors="none", edgecolors=colour, marker=marker, s=22, zorder=3)
         f = fits_by.get(s.method_form)
         if f is None:
             continue

@@ -39,6 +39,7 @@ from .run import RUN_FILE, RunConfig, load_scores
 R2_MIN = 0.95  # the paper's "R² mostly ≥ 0.95" (Table 2)
 RHO_MIN = 0.5  # |Spearman ρ| a sweep needs for "rises" / "falls"
 MIN_TREND_POINTS = 3  # strengths a Spearman trend needs
+MIN_SPARE_POINTS = 3  # strengths beyond the free parameters for an R² worth quoting
 COMPARED_FORMS = ("vector", "lora", "local_weight")
 SPLIT_BASELINES = ("sft", "reps", "diffmean")
 
@@ -448,14 +449,25 @@ def claims_text(fits: Sequence[FitResult], comparisons: Sequence[SplitComparison
     lines.append("")
 
     lines.append(f"### (2) The RQ model fits with R² ≥ {R2_MIN}\n")
-    for name, label in (("pref", "PrefOdds"), ("util", "UtilOdds")):
-        r2 = [getattr(f, name).r2 for f in fits if getattr(f, name) is not None]
+    for name, label, n_free in (("pref", "PrefOdds", rq.PREF_PARAMS - 1), ("util", "UtilOdds", rq.UTIL_PARAMS - 1)):
+        fitted = [f for f in fits if getattr(f, name) is not None]
+        r2 = [getattr(f, name).r2 for f in fitted]
         good = sum(v >= R2_MIN for v in r2 if math.isfinite(v))
-        verdict = _verdict(good, len(r2)).replace("sweeps", "fits")
         not_fitted = len(fits) - len(r2)
         tail = f"; {not_fitted} sweep(s) could not be fitted (see the fit table)" if not_fitted else ""
-        detail = f", median R² = {np.median(r2):.3f}, lowest {min(r2):.3f}" if r2 else ""
-        lines.append(f"- {label}: **{verdict}** — {good} of {len(r2)} fits reach R² ≥ {R2_MIN}{detail}{tail}.")
+        if not r2:
+            lines.append(f"- {label}: **cannot be checked** — no sweep could be fitted{tail}.")
+            continue
+        # With few strengths beyond the free parameters any curve fits; say so next to the number.
+        tight = sum(len(f.m) - n_free < MIN_SPARE_POINTS for f in fitted)
+        caveat = (
+            f"; {tight} of these fits have fewer than {MIN_SPARE_POINTS} strengths more than the {n_free} free "
+            "parameters, so their R² says little" if tight else ""
+        )
+        lines.append(
+            f"- {label}: **{_verdict(good, len(r2)).replace('sweeps', 'fits')}** — {good} of {len(r2)} fits reach "
+            f"R² ≥ {R2_MIN}, median R² = {np.median(r2):.3f}, lowest {min(r2):.3f}{caveat}{tail}."
+        )
     lines.append("")
 
     lines.append("### (3) SPLIT's frontier area against SFT, RePS and DiffMean\n")
@@ -560,7 +572,8 @@ def render_markdown(
         ),  # fmt: skip
         "## Curve fits (Table 2 shape)\n",
         f"Mean R² over concepts of the RQ fits (Xu et al. 2026, Eqs. 15, 17); in brackets fitted sweeps / all sweeps. "
-        f"A fit needs ≥ 9 (PrefOdds) / ≥ 8 (UtilOdds) distinct strengths, some negative and some positive.\n",
+        f"A fit needs ≥ {rq.PREF_PARAMS} (PrefOdds) / ≥ {rq.UTIL_PARAMS} (UtilOdds) distinct strengths, some negative "
+        "and some positive; R² from a fit with only a few strengths more than that is weak evidence.\n",
         r2_table(fits),
         "### Per concept\n",
         _table(
@@ -580,8 +593,8 @@ def render_markdown(
         ),  # fmt: skip
         "## Figures per concept\n",
         "Left: (u, p) points of every method-form and their staircase frontiers (the area under a "
-        "staircase is its FA); the star is the unsteered model. Middle and right: mean PrefOdds and UtilOdds "
-        "against m, with the fitted RQ curves where a fit exists.\n",
+        "staircase is its FA); hollow markers are m < 0, the star is the unsteered model. Middle and right: "
+        "mean PrefOdds and UtilOdds against m, with the fitted RQ curves where a fit exists.\n",
     ]
     for concept in collection.concepts:
         if concept in figures:
