@@ -223,6 +223,12 @@ def test_user_errors_name_the_file(tmp_path) -> None:
     assert result.exit_code == 2 and "no score file for m = 0" in result.output
     assert not out.exists()  # nothing half-written
 
+    short = run / "scores" / "ocean" / "diffmean-vector" / "m=+0.json"
+    one_pair = PairScores(np.ones(1), np.ones(1), np.ones(1), np.ones(1))
+    atomic_write_json(short, {"concept": "ocean", "strength": 0.0, "ids": ["x"], **one_pair.to_json()})
+    with pytest.raises(SteerPuError, match=r"diffmean-vector: .*pair counts differ"):
+        load_collection([run])
+
     cfg = json.loads((run / RUN_FILE).read_text())
     del cfg["config"]["method"]
     (run / RUN_FILE).write_text(json.dumps(cfg))

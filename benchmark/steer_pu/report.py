@@ -174,6 +174,10 @@ def load_collection(paths: Sequence[Path]) -> Collection:
                     f"{folder}: no score file for m = 0 (the unsteered model); finish the run "
                     "(steer-pu run resumes) before reporting it"
                 )
+            try:
+                concept_scores(scores)  # pair counts agree across strengths, u and p valid
+            except ValueError as exc:
+                raise SteerPuError(f"{folder}: {exc}") from None
             key = (concept, config.method, config.form)
             if key in sweeps:
                 raise SteerPuError(
