@@ -160,6 +160,12 @@ from .cli_report import fit_command, report_command  # noqa: E402
 app.command("fit")(fit_command)
 app.command("report")(report_command)
 
+from .cli_submit import schema, submit, verify  # noqa: E402
+
+app.command("submit")(submit)
+app.command("verify")(verify)
+app.command("schema")(schema)
+
 from .cli_lm_eval import register as _register_lm_eval  # noqa: E402
 
 _register_lm_eval(app)

@@ -1,0 +1,187 @@
+"""Submission files: building from a run, exact round trip, the committed schema, hostile input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from steer_pu.cli import app
+from steer_pu.errors import SteerPuError
+from steer_pu.run import load_scores
+from steer_pu.submission import (
+    MAX_SUBMISSION_BYTES,
+    build_submission,
+    default_submissions_dir,
+    load_submission,
+    parse_submission,
+    schema_text,
+    write_submission,
+)
+
+from .submission_helpers import STRENGTHS, Entry, base_entry, entry, make_run  # noqa: F401  (fixtures)
+
+runner = CliRunner()
+
+
+def test_entry_records_provenance_and_exact_per_pair_numbers(base_entry: Entry):
+    sub = load_submission(base_entry.file)
+    assert sub.schema_version == 1 and sub.name == "diffmean-vector"
+    assert sub.method.strengths == STRENGTHS and sub.method.code.kind == "builtin"
+    assert sub.suite.version == "1.0.0" and set(sub.suite.concepts) == {"calm", "cheer"}
+    assert sub.environment.libraries.peft and sub.environment.threads == 1
+    assert len(sub.model.weights_sha256) == 64 and sub.model.chat_template_sha256 is not None
+    # float64 values survive the JSON round trip bit for bit
+    for name, result in sub.concepts.items():
+        scores = load_scores(base_entry.run, name, "diffmean-vector")
+        for stored in result.strengths:
+            assert stored.nll_pos == scores[stored.m].nll_pos.tolist()
+            assert stored.nll_neg == scores[stored.m].nll_neg.tolist()
+        files = {f.name for f in result.artifact.files}
+        assert files == {"intervention.safetensors", "meta.json"}
+        assert (base_entry.file.parent / result.artifact.path / "intervention.safetensors").is_file()
+    assert 0 <= sub.suite_score.ci_low <= sub.suite_score.mean_fa <= sub.suite_score.ci_high <= 1
+
+
+def test_committed_schema_matches_the_model():
+    committed = (default_submissions_dir() / "schema.json").read_text()
+    assert committed == schema_text(), "submissions/schema.json drifted: run `steer-pu schema -o submissions/schema.json`"
+
+
+def _raw(entry: Entry) -> str:
+    return entry.file.read_text()
+
+
+def _edit(data: dict, dotted: str, value) -> dict:
+    *parents, last = dotted.split(".")
+    node = data
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if value is _DELETE:
+        del node[last]
+    elif isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return data
+
+
+_DELETE = object()
+
+EDITS = [
+    ("model.weights_sha256", _DELETE, "model.weights_sha256", "Field required"),
+    ("concepts.cheer.strengths.1.p", 1.5, "concepts.cheer.strengths.1.p", "less than or equal to 1"),
+    ("concepts.calm.strengths.0.nll_pos.0", -3.0, "concepts.calm.strengths.0.nll_pos.0", "greater than or equal to 0"),
+    ("method.layer", -1, "method.layer", "greater than or equal to 0"),
+    ("method.layer", 99, "(top level)", "not a layer"),
+    ("suite_score.n_boot", 0, "suite_score.n_boot", "greater than or equal to 1"),
+    ("concepts.cheer.fa", "0.5", "concepts.cheer.fa", "valid number"),
+    ("method.strengths", [0.0, 2.0, 2.0], "method.strengths", "sorted and unique"),
+    ("method.strengths", [float(m) for m in range(-8, 9)], "method.strengths", "at most 16"),
+    ("concepts.calm.len_pos", [3], "concepts.calm", "len_pos has 1 entries"),
+    ("suite.sha256", "abc", "suite.sha256", "should match pattern"),
+    ("name", "../../etc/passwd", "name", "should match pattern"),
+    ("concepts.cheer.artifact.path", "a/../../outside", "concepts.cheer.artifact", "no '..'"),
+    ("concepts.cheer.artifact.path", "../outside", "concepts.cheer.artifact.path", "should match pattern"),
+    ("surprise", 1, "surprise", "Extra inputs"),
+]
+
+
+@pytest.mark.parametrize("dotted, value, field, message", EDITS, ids=[e[0] + "=" + repr(e[1])[:12] for e in EDITS])
+def test_invalid_field_is_one_clear_error(entry: Entry, dotted, value, field, message):
+    entry.write(_edit(entry.data(), dotted, value))
+    with pytest.raises(SteerPuError) as err:
+        load_submission(entry.file)
+    text = str(err.value)
+    assert text.startswith(str(entry.file)) and f"field '{field}'" in text and message in text, text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    "transform, message",
+    [
+        (lambda t: t[:-40], "malformed JSON"),
+        (lambda t: t.replace('"p": ', '"p": NaN, "x": ', 1), "field 'concepts.calm.strengths.0.p': 'NaN' is not allowed"),
+        (lambda t: t.replace('"fa": ', '"fa": Infinity, "y": ', 1), "'Infinity' is not allowed"),
+        (lambda t: t.replace('"mean_fa": ', '"mean_fa": 1e999, "z": ', 1), "field 'suite_score.mean_fa': '1e999' is not allowed"),
+        (lambda t: t.replace('"schema_version": 1', '"schema_version": 2'), "field 'schema_version': 2 is not supported"),
+        (lambda t: t.replace('"schema_version": 1,', ""), "field 'schema_version' is missing"),
+        (lambda t: t.replace('"name": "diffmean-vector"', '"name": "a", "name": "b"', 1), "duplicate key 'name'"),
+        (lambda t: "[" + t + "]", "expected a JSON object"),
+        (lambda t: "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ],
+    ids=["truncated", "nan", "infinity", "overflow", "version", "no-version", "duplicate", "list", "deep"],
+)
+def test_hostile_json_is_one_clear_error(entry: Entry, transform, message):
+    entry.file.write_text(transform(_raw(entry)))
+    with pytest.raises(SteerPuError) as err:
+        load_submission(entry.file)
+    assert message in str(err.value), str(err.value)
+
+
+def test_non_utf8_and_oversized_files_are_refused_unread(entry: Entry):
+    with pytest.raises(SteerPuError, match="not valid UTF-8"):
+        parse_submission(b'{"schema_version": 1, "name": "\xff"}', "x.json")
+    entry.file.write_bytes(b" " * (MAX_SUBMISSION_BYTES + 1))
+    with pytest.raises(SteerPuError, match=r"exceeds the \d+ byte limit"):
+        load_submission(entry.file)
+
+
+def test_cli_bad_file_prints_one_line_and_exits_2(entry: Entry):
+    entry.file.write_text(_raw(entry).replace('"u": ', '"u": NaN, "w": ', 1))
+    result = runner.invoke(app, ["verify", str(entry.file), "--suite", str(entry.suite)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and "'NaN' is not allowed" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_submit_cli_writes_file_and_refuses_to_overwrite(base_entry: Entry, tmp_path):
+    out = tmp_path / "subs" / "tiny" / "dm.json"
+    args = ["submit", str(base_entry.run), "--name", "dm", "-o", str(out)]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert (out.parent / "dm" / "cheer" / "intervention.safetensors").is_file()
+    assert load_submission(out).concepts["cheer"].artifact.path == "dm/cheer"
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "already exists" in again.output
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+
+
+def test_submit_refuses_bad_name_incomplete_and_partial_runs_writing_nothing(base_entry: Entry, tmp_path):
+    out = tmp_path / "o" / "x.json"
+    with pytest.raises(SteerPuError, match="field 'name'"):
+        build_submission(base_entry.run, "Bad Name!", "x")
+    run = tmp_path / "run"
+    shutil.copytree(base_entry.run, run)
+    (run / "scores" / "calm" / "diffmean-vector" / "m=+4.json").unlink()
+    with pytest.raises(SteerPuError, match="finish the run first"):
+        build_submission(run, "x", "x")
+    record = json.loads((run / "run.json").read_text())
+    record["config"]["concepts"] = ["cheer"]
+    (run / "run.json").write_text(json.dumps(record))
+    with pytest.raises(SteerPuError, match="field 'config.concepts': a submission covers the whole suite; the run lacks calm"):
+        build_submission(run, "x", "x")
+    with pytest.raises(SteerPuError, match="not found"):
+        build_submission(tmp_path / "nowhere", "x", "x")
+    assert not out.parent.exists()
+
+
+def test_submit_refuses_a_run_on_changed_task_files(tiny_model_dir, tmp_path):
+    suite, run = make_run(tmp_path, tiny_model_dir, ("calm",))
+    with (suite / "calm" / "test.jsonl").open("a") as fh:
+        fh.write(json.dumps({"id": "extra", "prompt": "p?", "positive": "yes", "negative": "no"}) + "\n")
+    with pytest.raises(SteerPuError, match="provenance.concepts.calm.sha256"):
+        build_submission(run, "x", "x")
+
+
+def test_large_artifacts_are_recorded_by_hash_only(base_entry: Entry, tmp_path, monkeypatch):
+    import steer_pu.submission as submission
+
+    monkeypatch.setattr(submission, "MAX_COPIED_ARTIFACT_BYTES", 10)
+    sub, copies = build_submission(base_entry.run, "big", "big")
+    assert copies == {}
+    assert all(c.artifact.path is None and c.artifact.files for c in sub.concepts.values())
+    write_submission(sub, tmp_path / "big.json", copies)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.json"]
