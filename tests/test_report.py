@@ -142,7 +142,7 @@ def test_claims_flip_when_the_trade_off_is_absent() -> None:
     assert "DOES NOT HOLD" in text and "0 of 1" in text
     assert "Where it does not hold: ocean/diffmean-vector" in text
     # 6 strengths: neither curve can be fitted, so claim (2) has nothing to judge
-    assert "PrefOdds: **cannot be checked** — no sweep could be fitted; 1 sweep(s) could not be fitted" in text
+    assert "PrefOdds: **cannot be checked** — none of the 1 sweep(s) could be fitted" in text
 
 
 def test_r2_from_barely_determined_fits_is_flagged() -> None:
