@@ -242,6 +242,13 @@ def test_duplicate_sweeps_and_mixed_models_are_refused(tmp_path) -> None:
     write_run(tmp_path / "b", "reps", "vector", sweep)
     with pytest.raises(SteerPuError, match="also in"):
         load_collection([tmp_path / "a", tmp_path / "b"])
+    for name, sha in (("d", "aaa"), ("e", "bbb")):
+        run = write_run(tmp_path / name, "sft" if name == "d" else "split", "vector", sweep)
+        record = json.loads((run / RUN_FILE).read_text())
+        record["provenance"] = {"concepts": {"ocean": {"version": "0.0.1", "sha256": sha}}}
+        atomic_write_json(run / RUN_FILE, record)
+    with pytest.raises(SteerPuError, match=r"provenance\.concepts\.ocean\.sha256' differs"):
+        load_collection([tmp_path / "d", tmp_path / "e"])
     write_run(tmp_path / "c", "sft", "vector", sweep, model="other")
     with pytest.raises(SteerPuError, match="different models"):
         load_collection([tmp_path / "a", tmp_path / "c"])

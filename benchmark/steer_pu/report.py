@@ -116,7 +116,8 @@ def find_run_dirs(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def _read_config(run_dir: Path) -> RunConfig:
+def _read_run_file(run_dir: Path) -> tuple[RunConfig, dict[str, str]]:
+    """The run's config and the sha256 of each concept's task data it was scored on (if recorded)."""
     path = run_dir / RUN_FILE
     try:
         data = json.loads(path.read_text())
@@ -125,11 +126,14 @@ def _read_config(run_dir: Path) -> RunConfig:
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         raise SteerPuError(f"{path}: field 'config' missing or not an object")
     try:
-        return RunConfig.model_validate(data["config"])
+        config = RunConfig.model_validate(data["config"])
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(x) for x in ("config", *err["loc"]))
         raise SteerPuError(f"{path}: field '{field}': {err['msg']}") from None
+    concepts = (data.get("provenance") or {}).get("concepts") or {}
+    shas = {name: str(rec["sha256"]) for name, rec in concepts.items() if isinstance(rec, dict) and "sha256" in rec}
+    return config, shas
 
 
 def _read_sweep(folder: Path, concept: str, run_dir: Path, method_form: str) -> dict[float, PairScores]:
@@ -154,13 +158,23 @@ def _read_sweep(folder: Path, concept: str, run_dir: Path, method_form: str) -> 
 def load_collection(paths: Sequence[Path]) -> Collection:
     """Load every run under ``paths``; a user-caused problem raises :class:`SteerPuError`.
 
-    Refused: runs of different models, the same (concept, method, form) in two runs, a sweep
-    without the unsteered strength m = 0, and no score files at all.
+    Refused: runs of different models or of different task data (by the concept hashes in
+    ``run.json``), the same (concept, method, form) in two runs, a sweep without the
+    unsteered strength m = 0, and no score files at all.
     """
     runs: list[RunInfo] = []
     sweeps: dict[tuple[str, str, str], Sweep] = {}
+    task_sha: dict[str, tuple[str, Path]] = {}
     for run_dir in find_run_dirs(paths):
-        config = _read_config(run_dir)
+        config, shas = _read_run_file(run_dir)
+        # Methods are compared pair by pair: every run must have scored the same task data.
+        for concept, sha in shas.items():
+            first = task_sha.setdefault(concept, (sha, run_dir))
+            if first[0] != sha:
+                raise SteerPuError(
+                    f"{run_dir / RUN_FILE}: field 'provenance.concepts.{concept}.sha256' differs from "
+                    f"{first[1] / RUN_FILE}: the runs scored different versions of concept '{concept}'"
+                )
         method_form = f"{config.method}-{config.form}"
         scored, unscored = [], []
         for concept in config.concepts:
@@ -416,7 +430,9 @@ def _verdict(k: int, n: int) -> str:
         return "cannot be checked"
     if k == n:
         return "holds"
-    return "holds in most sweeps" if k >= n / 2 else "does not hold"
+    if k == 0:
+        return "does not hold"
+    return "holds in most sweeps" if k > n / 2 else "does not hold in most sweeps"
 
 
 def claims_text(fits: Sequence[FitResult], comparisons: Sequence[SplitComparison]) -> str:
