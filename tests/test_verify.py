@@ -204,3 +204,11 @@ def test_rescore_tolerance_is_tight_enough_to_catch_small_edits(entry: Entry):
     assert report.status("calm", "numbers") == "FAIL" and report.status("calm", "rescore") == "FAIL"
     assert np.isclose(report.rescored["calm"]["max_dnll"], 0.01, atol=1e-6)
     assert json.loads(entry.file.read_text())["concepts"]["calm"]["strengths"][1]["nll_neg"][0] == s["nll_neg"][0]
+
+
+def test_spot_check_rescores_only_the_first_pairs(base_entry: Entry):
+    report = verify(base_entry.file, suite_dir=base_entry.suite, pairs=2)
+    assert report.ok, failures(report)
+    assert {name: r["pairs"] for name, r in report.rescored.items()} == {"calm": 2.0, "cheer": 2.0}
+    with pytest.raises(SteerPuError, match="--pairs: must be at least 1"):
+        verify(base_entry.file, suite_dir=base_entry.suite, pairs=0)

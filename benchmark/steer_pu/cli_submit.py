@@ -50,13 +50,14 @@ def verify(
     model: Annotated[Optional[str], typer.Option(help="load this model name or local directory instead of the recorded one")] = None,
     suite: Annotated[Optional[Path], typer.Option(help="suite folder (default: the repo suite)")] = None,
     threads: Annotated[Optional[int], typer.Option(help="torch threads (default: as recorded, capped at the CPU count)")] = None,
+    pairs: Annotated[Optional[int], typer.Option(help="spot check: re-score only the first N test pairs of each concept")] = None,
 ) -> None:
     """Check a submission: schema, hashes, recomputed numbers, and a re-score; exit 1 on any mismatch."""
     from .verify import verify as run_verify
 
     started = time.perf_counter()
     names = [c.strip() for c in concepts.split(",") if c.strip()] if concepts else None
-    report = run_verify(file, rescore=rescore, retrain=retrain, concepts=names, model=model, suite_dir=suite, threads=threads)
+    report = run_verify(file, rescore=rescore, retrain=retrain, concepts=names, model=model, suite_dir=suite, threads=threads, pairs=pairs)
     sub = report.submission
     rescore_col = "retrain" if retrain else "re-score"
     table = Table(
@@ -77,7 +78,8 @@ def verify(
     for check in report.failures():
         err_console.print(f"[bold red]FAIL[/] {check.scope} {check.what}: {check.detail}", highlight=False, soft_wrap=True)
     elapsed = time.perf_counter() - started
-    scope = f"{len(report.rescored)} concept(s) re-scored" if report.rescored else "not re-scored"
+    spot = f" (first {pairs} pairs each)" if pairs and not retrain else ""
+    scope = f"{len(report.rescored)} concept(s) re-scored{spot}" if report.rescored else "not re-scored"
     if report.ok:
         console.print(
             f"verified: suite {sub.suite.version}, mean FA {sub.suite_score.mean_fa:.4f}; model, suite and artifact "

@@ -241,8 +241,10 @@ def check_model(report: VerifyReport, loaded) -> bool:
     return not problems
 
 
-def _rescore_from_artifacts(report: VerifyReport, loaded, suite_dir: Path, names: list[str], threads: int):
-    """Per concept, the stored artifact scored on the test split at every declared strength."""
+def _rescore_from_artifacts(
+    report: VerifyReport, loaded, suite_dir: Path, names: list[str], threads: int, pairs: int | None = None
+):
+    """Per concept, the stored artifact scored on the test split (its first ``pairs``) at every strength."""
     import torch
 
     from .encoding import PromptFormat
@@ -261,7 +263,7 @@ def _rescore_from_artifacts(report: VerifyReport, loaded, suite_dir: Path, names
                 f"concepts.{concept.name}.artifact: holds a {intervention.form} at layer {intervention.layer}, "
                 f"but method says {sub.method.form} at layer {sub.method.layer}"
             )
-        encoded = fmt.encode_all(concept.test)
+        encoded = fmt.encode_all(concept.test[:pairs])
         out[concept.name] = score_strengths(loaded, intervention, encoded, list(sub.method.strengths), sub.environment.token_budget)
     return out
 
@@ -302,16 +304,17 @@ def compare_scores(report: VerifyReport, name: str, scores: dict[float, PairScor
         (RETRAIN_NLL_ATOL, RETRAIN_NLL_RTOL, RETRAIN_FA_ATOL) if retrain else (RESCORE_NLL_ATOL, RESCORE_NLL_RTOL, RESCORE_FA_ATOL)
     )
     worst, problems = 0.0, []
+    k = next(iter(scores.values())).n_pairs if scores else 0  # a spot check scores the first k pairs
     for i, stored in enumerate(result.strengths):
         fresh = scores.get(stored.m)
         if fresh is None:
             problems.append(f"concepts.{name}.strengths.{i}: m={stored.m:g} was not re-scored")
             continue
-        if list(fresh.len_pos) != list(result.len_pos) or list(fresh.len_neg) != list(result.len_neg):
+        if list(fresh.len_pos) != list(result.len_pos[:k]) or list(fresh.len_neg) != list(result.len_neg[:k]):
             problems.append(f"concepts.{name}.len_pos/len_neg: token counts differ from the re-score (tokenizer or template changed)")
             continue
         for key in ("nll_pos", "nll_neg"):
-            old, new = np.asarray(getattr(stored, key)), getattr(fresh, key)
+            old, new = np.asarray(getattr(stored, key)[:k]), getattr(fresh, key)
             diff = np.abs(old - new)
             worst = max(worst, float(diff.max()))
             off = np.flatnonzero(diff > atol + rtol * np.abs(new))
@@ -321,11 +324,24 @@ def compare_scores(report: VerifyReport, name: str, scores: dict[float, PairScor
                     f"concepts.{name}.strengths.{i}.{key}.{j} (m={stored.m:g}, pair {result.pair_ids[j]}): "
                     f"stored {old[j]!r}, re-scored {new[j]!r} (|Δ| {diff[j]:.3g} > tolerance; {off.size} pair(s) off)"
                 )
-    fa = concept_scores(scores).fa if not problems else float("nan")
-    if not problems and abs(fa - result.fa) > fa_atol:
+    full = k == len(result.pair_ids)
+    fa = concept_scores(scores).fa if full and not problems else float("nan")
+    if full and not problems and abs(fa - result.fa) > fa_atol:
         problems.append(f"concepts.{name}.fa: stored {result.fa!r}, re-scored {fa!r}")
-    report.rescored[name] = {"max_dnll": worst, "fa": fa}
+    report.rescored[name] = {"max_dnll": worst, "fa": fa, "pairs": float(k)}
     report.add(name, "rescore", not problems, problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "") if problems else "")
+
+
+def check_offline(path: Path, suite_dir: Path | None = None) -> VerifyReport:
+    """The checks that need no model: schema, recomputed numbers, suite and artifact hashes."""
+    from .tasks import default_suite_dir
+
+    path = Path(path)
+    report = VerifyReport(path=path, submission=load_submission(path))
+    check_numbers(report)
+    check_suite(report, Path(suite_dir or default_suite_dir()))
+    check_artifacts(report)
+    return report
 
 
 def verify(
@@ -337,26 +353,27 @@ def verify(
     model: str | None = None,
     suite_dir: Path | None = None,
     threads: int | None = None,
+    pairs: int | None = None,
 ) -> VerifyReport:
     """Run every check on the submission at ``path`` (see the module docstring).
 
-    ``concepts`` limits the re-score (not the other checks) to some concepts; ``model``
+    ``concepts`` limits the re-score (not the other checks) to some concepts and ``pairs``
+    to the first test pairs of each (a spot check; artifact re-scores only); ``model``
     loads another name or local directory than the one recorded (its hashes must still
     match); ``threads`` defaults to the recorded thread count, capped at the CPU count.
     """
     from .models import load_model
     from .tasks import default_suite_dir
 
-    path = Path(path)
-    report = VerifyReport(path=path, submission=load_submission(path))
-    sub = report.submission
     suite_dir = Path(suite_dir or default_suite_dir())
+    sub = load_submission(path)
     unknown = sorted(set(concepts or []) - set(sub.concepts))
+    if pairs is not None and pairs < 1:
+        raise SteerPuError(f"--pairs: must be at least 1, got {pairs}")
     if unknown:
         raise SteerPuError(f"--concepts: {', '.join(unknown)} not in {path} (it has {', '.join(sorted(sub.concepts))})")
-    check_numbers(report)
-    check_suite(report, suite_dir)
-    check_artifacts(report)
+    report = check_offline(path, suite_dir)
+    sub = report.submission
     loaded = load_model(model or sub.model.name)
     model_ok = check_model(report, loaded)
     if not (rescore or retrain):
@@ -371,29 +388,36 @@ def verify(
     # Tensor artifacts are re-scored as they are; built-ins without a committed tensor
     # artifact (prompting, large deltas under --retrain) go through the harness again.
     from_artifacts, rerun = [], []
+    builtin = sub.method.code.kind == "builtin"
     for name in names:
         art = sub.concepts[name].artifact
-        committed = art is not None and art.path is not None and any(f.name == TENSORS_FILE for f in art.files)
-        if retrain or (art is None and sub.method.code.kind == "builtin"):
+        has_tensors = art is not None and any(f.name == TENSORS_FILE for f in art.files)
+        if retrain or (builtin and not has_tensors):  # e.g. prompting: the harness rebuilds it from the card
             rerun.append(name)
-        elif committed and report.status(name, "artifact") == "ok":
+        elif has_tensors and art.path is not None and report.status(name, "artifact") == "ok":
             from_artifacts.append(name)
-        elif committed:
+        elif has_tensors and art.path is not None:
             report.add(name, "rescore", False, "not re-scored: the artifact failed its checks")
-        else:
+        elif has_tensors:
             report.add(name, "rescore", False, f"concepts.{name}.artifact: not committed; verify it with --retrain")
+        else:
+            report.add(name, "rescore", False, f"concepts.{name}.artifact: a plug-in entry needs a committed tensor artifact")
     try:
         if from_artifacts:
-            for name, scores in _rescore_from_artifacts(report, loaded, suite_dir, from_artifacts, threads).items():
+            rescored = _rescore_from_artifacts(report, loaded, suite_dir, from_artifacts, threads, pairs)
+            for name, scores in rescored.items():
                 compare_scores(report, name, scores, retrain=False)
         if rerun:
             scores, retrained = _rerun(report, loaded, suite_dir, rerun, threads)
             for name in rerun:
-                compare_scores(report, name, scores[name], retrain=True)
+                compare_scores(report, name, scores[name], retrain=retrain)
                 art = sub.concepts[name].artifact
                 if art is not None and retrained[name]:
-                    same = all(retrained[name].get(f.name) == f.sha256 for f in art.files if f.name.endswith(".safetensors"))
+                    # meta.json names the model as loaded here; the artifact proper is the rest
+                    same = all(retrained[name].get(f.name) == f.sha256 for f in art.files if f.name != "meta.json")
                     report.rescored[name]["artifact_identical"] = float(same)
+                    if not (retrain or same):
+                        report.add(name, "rescore", False, f"concepts.{name}.artifact: the harness rebuilds other files than recorded")
     except SteerPuError as exc:
         report.add("file", "rescore", False, str(exc))
     return report
