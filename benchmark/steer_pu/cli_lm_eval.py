@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from .cli import console, user_errors
-from .errors import SteerPuError
 
 export_app = typer.Typer(help="Export artifacts and task configs for lm-evaluation-harness.", no_args_is_help=True)
 
@@ -68,25 +66,6 @@ def export_tasks_command(
     console.print(f"wrote {len(written)} files to {out_dir}")
 
 
-def lm_eval_argv(args: list[str]) -> list[str]:
-    """lm-eval's ``run`` arguments with the steer_pu defaults added (tasks, include path)."""
-    if any(a == "--apply_chat_template" or a.startswith("--apply_chat_template=") for a in args):
-        raise SteerPuError(
-            "--apply_chat_template: the steer_pu tasks already render the model's chat template exactly "
-            "as the native harness; applying it again would change the prompts"
-        )
-    from .lm_eval_tasks import GROUP, task_dir
-
-    argv = list(args)
-    if argv and argv[0] == "run":
-        argv = argv[1:]
-    if not any(a == "--include_path" or a.startswith("--include_path=") for a in argv):
-        argv += ["--include_path", str(task_dir())]
-    if not any(a in ("--tasks", "-t") or a.startswith("--tasks=") for a in argv):
-        argv += ["--tasks", GROUP]
-    return ["run", *argv]
-
-
 @user_errors
 def lm_eval_command(ctx: typer.Context) -> None:
     """Run lm-eval (every flag passes through) with the steer_pu tasks and `--model steer_pu` available.
@@ -94,17 +73,9 @@ def lm_eval_command(ctx: typer.Context) -> None:
     Defaults: --tasks steer_pu, --include_path tasks/lm_eval. The steer_pu model type takes
     --model_args pretrained=<name or dir>,artifact=<intervention folder>,strength=<m>.
     """
-    argv = lm_eval_argv(list(ctx.args))
-    from lm_eval.__main__ import cli_evaluate
+    from .lm_eval_tasks.runner import run_lm_eval
 
-    from .lm_eval_tasks import model as _register_model_type  # noqa: F401  (registers --model steer_pu)
-
-    saved = sys.argv
-    sys.argv = ["lm-eval", *argv]
-    try:
-        cli_evaluate()
-    finally:
-        sys.argv = saved
+    run_lm_eval(list(ctx.args))
 
 
 def register(app: typer.Typer) -> None:

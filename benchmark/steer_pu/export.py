@@ -31,7 +31,8 @@ PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
 def _load(artifact: Path | Intervention, form: type[Intervention]) -> Intervention:
     intervention = artifact if isinstance(artifact, Intervention) else load_intervention(Path(artifact))
     if not isinstance(intervention, form):
-        raise SteerPuError(f"{artifact}: field 'form' is '{intervention.form}'; this export needs form '{form.form}'")
+        source = f"{Path(artifact) / 'intervention.safetensors'}" if not isinstance(artifact, Intervention) else "intervention"
+        raise SteerPuError(f"{source}: field 'form' is '{intervention.form}'; this export needs form '{form.form}'")
     return intervention
 
 
