@@ -108,8 +108,12 @@ def run(
     hp: Annotated[list[str], typer.Option(help="hyper-parameter override NAME=VALUE (repeatable)")] = [],
     suite: Annotated[Optional[Path], typer.Option(help="suite folder")] = None,
     threads: Annotated[int, typer.Option(help="torch threads (fixed for reproducible numbers)")] = os.cpu_count() or 1,
+    artifact: Annotated[
+        Optional[Path], typer.Option(help="ready artifact(s) trained elsewhere instead of --method (PATH or PATH/<concept>/)")
+    ] = None,
 ) -> None:
     """Train or load a method per concept, sweep its strengths, score the test split."""
+    from .artifacts import artifact_for, load_artifact
     from .methods import check_grid, get_method
     from .models import load_model
     from .run import RunConfig, execute
@@ -117,21 +121,32 @@ def run(
 
     suite_dir = (suite or default_suite_dir()).resolve()
     concept_names = [c.strip() for c in concepts.split(",")] if concepts else [p.name for p in concept_dirs(suite_dir)]
-    method_obj = get_method(method)(form, **_parse_hyperparams(hp))
-    grid = check_grid(_parse_floats(strengths, "strengths") if strengths else list(method_obj.strengths()))
+    if artifact is not None:
+        # A ready artifact: no training; its form and layer come from the artifact itself.
+        first = load_artifact(artifact_for(artifact, concept_names[0], len(concept_names)), layer)
+        method, form, hyperparams = "artifact", first.form, {}
+        layer = getattr(first, "layer", layer)
+        if strengths is None:
+            raise SteerPuError("--artifact needs --strengths: the grid must be declared before scoring")
+        grid = check_grid(_parse_floats(strengths, "strengths"))
+    else:
+        method_obj = get_method(method)(form, **_parse_hyperparams(hp))
+        form, hyperparams = method_obj.form, method_obj.hyperparams
+        grid = check_grid(_parse_floats(strengths, "strengths") if strengths else list(method_obj.strengths()))
     with console.status(f"loading {model}"):
         loaded = load_model(model)
     config = RunConfig(
         model=model,
         method=method,
-        form=method_obj.form,
+        form=form,
         layer=loaded.default_layer if layer is None else layer,
         concepts=concept_names,
         strengths=grid,
         seed=seed,
-        hyperparams=method_obj.hyperparams,
+        hyperparams=hyperparams,
         suite_dir=str(suite_dir),
         threads=threads,
+        artifact=str(artifact.resolve()) if artifact is not None else None,
     )
     progress = Progress(
         TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console

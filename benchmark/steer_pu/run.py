@@ -31,14 +31,15 @@ from . import __version__
 from . import metrics
 from .encoding import PromptFormat
 from .errors import SteerPuError
-from .interventions import Intervention, load_intervention
+from .artifacts import artifact_for, artifact_sha256, load_artifact
+from .interventions import Intervention
 from .io import atomic_write_json, atomic_write_text
-from .methods import Method, check_grid, get_method
+from .methods import Method, PromptControl, check_grid, get_method
 from .models import LoadedModel, load_model
 from .pair_scores import PairScores
 from .scoring import DEFAULT_TOKEN_BUDGET, score_pairs
 from .sweep import score_sweep
-from .tasks import Concept, concept_sha256, load_concepts
+from .tasks import Concept, Pair, concept_sha256, load_concepts
 
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.csv"
@@ -59,6 +60,7 @@ class RunConfig(BaseModel):
     suite_dir: str
     token_budget: int = DEFAULT_TOKEN_BUDGET
     threads: int = 1
+    artifact: str | None = None  # a ready artifact folder instead of training (method "artifact")
 
 
 @dataclass(frozen=True)
@@ -103,42 +105,59 @@ def _check_or_write_run_file(out: Path, config: RunConfig, provenance: dict[str,
     atomic_write_json(path, record)
 
 
+Control = Intervention | PromptControl
+
+
 def _fit_or_load(
-    method: Method, loaded: LoadedModel, fmt: PromptFormat, config: RunConfig, concept: Concept, out: Path
-) -> Intervention:
+    method: Method | None, loaded: LoadedModel, fmt: PromptFormat, config: RunConfig, concept: Concept, out: Path
+) -> Control:
+    """The concept's intervention: from this run's artifacts, else trained (or read from --artifact)."""
     directory = out / "artifacts" / concept.name / f"{config.method}-{config.form}"
     if (directory / "meta.json").is_file():
-        return load_intervention(directory)
-    torch.manual_seed(config.seed)
-    intervention = method.fit(loaded, fmt, config.layer, concept.train, config.seed)
+        return load_artifact(directory)
+    meta: dict[str, Any] = {"method": config.method, "concept": concept.name, "model": config.model,
+                            "model_weights_sha256": loaded.weights_sha256, "seed": config.seed}
+    if method is None:  # a ready artifact trained elsewhere
+        source = artifact_for(Path(config.artifact), concept.name, len(config.concepts))
+        control = load_artifact(source, config.layer)
+        meta.update(source=str(source), source_sha256=artifact_sha256(source))
+    else:
+        torch.manual_seed(config.seed)
+        control = method.fit(loaded, fmt, config.layer, concept.train, config.seed, card=concept.card)
+        meta["hyperparams"] = method.hyperparams
+        if getattr(method, "last_loss_history", None) is not None:
+            meta["train_loss_per_epoch"] = method.last_loss_history
     # Build in a scratch folder, then rename: an artifact folder is complete or absent.
     directory.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
-        intervention.save(
-            scratch,
-            {
-                "method": config.method,
-                "concept": concept.name,
-                "model": config.model,
-                "model_weights_sha256": loaded.weights_sha256,
-                "hyperparams": method.hyperparams,
-                "seed": config.seed,
-            },
-        )
+        control.save(scratch, meta)
         scratch.rename(directory)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return intervention
+    return control
 
 
 def score_strengths(
     loaded: LoadedModel, intervention: Intervention | None, encoded, strengths: list[float], token_budget: int
 ) -> dict[float, PairScores]:
-    """Score encoded test pairs at each strength (m = 0 is the unsteered model)."""
+    """Score encoded test pairs at each strength of an activation/weight intervention (m = 0: unsteered).
+
+    Steering at layer L replays only the blocks ≥ L per strength (:func:`score_sweep`).
+    """
     if intervention is None or all(m == 0 for m in strengths):
         return {m: score_pairs(loaded.model, encoded, token_budget) for m in strengths}
     return score_sweep(loaded.model, encoded, intervention, strengths, token_budget)
+
+
+def score_control(
+    loaded: LoadedModel, control: Control | None, fmt: PromptFormat, pairs: list[Pair], strengths: list[float], token_budget: int
+) -> dict[float, PairScores]:
+    """Like :func:`score_strengths` for any control; prompting changes the input itself, so
+    it re-encodes the pairs per strength and scores each in full (the plain path)."""
+    if isinstance(control, PromptControl):
+        return {m: score_pairs(loaded.model, control.format_for(fmt, m).encode_all(pairs), token_budget) for m in strengths}
+    return score_strengths(loaded, control, fmt.encode_all(pairs), strengths, token_budget)
 
 
 def summarise(scores_by_strength: dict[float, PairScores]) -> list[dict[str, float]]:
@@ -181,7 +200,7 @@ def execute(
     """
     torch.set_num_threads(config.threads)  # fixed threads: bit-identical numbers on one machine
     grid = check_grid(config.strengths)
-    method = get_method(config.method)(config.form, **config.hyperparams)
+    method = None if config.artifact else get_method(config.method)(config.form, **config.hyperparams)
     concepts = load_concepts(Path(config.suite_dir), config.concepts)
     loaded = loaded or load_model(config.model)
     if not 0 <= config.layer < loaded.num_layers:
@@ -204,9 +223,8 @@ def execute(
         todo = [m for m in grid if not (out / "scores" / concept.name / method_form / f"{strength_label(m)}.json").is_file()]
         if todo:
             needs_steering = any(m != 0 for m in todo)
-            intervention = _fit_or_load(method, loaded, fmt, config, concept, out) if needs_steering else None
-            encoded = fmt.encode_all(concept.test)
-            for m, scores in score_strengths(loaded, intervention, encoded, todo, config.token_budget).items():
+            control = _fit_or_load(method, loaded, fmt, config, concept, out) if needs_steering else None
+            for m, scores in score_control(loaded, control, fmt, concept.test, todo, config.token_budget).items():
                 path = out / "scores" / concept.name / method_form / f"{strength_label(m)}.json"
                 atomic_write_json(
                     path, {"concept": concept.name, "strength": m, "ids": [p.id for p in concept.test], **scores.to_json()}

@@ -52,9 +52,12 @@ def length_batches(seqs: list[Sequence], token_budget: int) -> Iterator[list[Seq
         yield batch
 
 
-def output_logits(model: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
-    """Vocabulary logits for selected final hidden states (with Gemma-style soft-capping)."""
-    logits = model.get_output_embeddings()(hidden).double()
+def output_logits(model: PreTrainedModel, hidden: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Vocabulary logits for selected final hidden states (with Gemma-style soft-capping).
+
+    Scoring accumulates in float64; training passes float32 (a quarter of the memory).
+    """
+    logits = model.get_output_embeddings()(hidden).to(dtype)
     cap = getattr(model.config, "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap
@@ -94,11 +97,11 @@ class CompletionIndex:
         rows_t = torch.tensor(rows)
         return cls(rows_t, torch.tensor(cols), torch.tensor(targets), rows_t, len(batch))
 
-    def nll(self, model: PreTrainedModel, final_hidden: torch.Tensor) -> torch.Tensor:
+    def nll(self, model: PreTrainedModel, final_hidden: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """Summed NLL per batch row from final (normed) hidden states: vocab projection only here."""
-        logits = output_logits(model, final_hidden[self.rows, self.cols])
+        logits = output_logits(model, final_hidden[self.rows, self.cols], dtype)
         token_nll = torch.logsumexp(logits, dim=-1) - logits.gather(1, self.targets[:, None])[:, 0]
-        return torch.zeros(self.batch_size, dtype=torch.float64).index_add_(0, self.owner, token_nll)
+        return torch.zeros(self.batch_size, dtype=dtype).index_add_(0, self.owner, token_nll)
 
 
 def _batch_nll(model: PreTrainedModel, batch: list[Sequence]) -> torch.Tensor:

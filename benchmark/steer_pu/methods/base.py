@@ -16,7 +16,7 @@ from ..encoding import PromptFormat
 from ..errors import SteerPuError
 from ..interventions import Intervention
 from ..models import LoadedModel
-from ..tasks import Pair
+from ..tasks import Card, Pair
 
 MAX_GRID_POINTS = 16
 
@@ -52,8 +52,14 @@ class Method(ABC):
         return self.default_strengths[self.form]
 
     @abstractmethod
-    def fit(self, model: LoadedModel, fmt: PromptFormat, layer: int, train: list[Pair], seed: int) -> Intervention:
-        """Return the intervention learned from ``train`` at decoder layer ``layer``."""
+    def fit(
+        self, model: LoadedModel, fmt: PromptFormat, layer: int, train: list[Pair], seed: int, card: Card | None = None
+    ) -> Intervention:
+        """Return the intervention learned from ``train`` at decoder layer ``layer``.
+
+        ``card`` describes the concept (its two poles); input-side methods such as prompting
+        use it, weight- and activation-side methods may ignore it.
+        """
 
 
 REGISTRY: dict[str, type[Method]] = {}

@@ -12,7 +12,7 @@ from ..encoding import PromptFormat
 from ..interventions import VectorIntervention
 from ..models import LoadedModel
 from ..scoring import DEFAULT_TOKEN_BUDGET, length_batches, pair_sequences, right_pad
-from ..tasks import Pair
+from ..tasks import Card, Pair
 from .base import Method, register
 
 
@@ -56,7 +56,9 @@ class DiffMean(Method):
     forms = ("vector",)
     default_strengths = {"vector": (-8.0, -4.0, -2.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 20.0)}
 
-    def fit(self, model: LoadedModel, fmt: PromptFormat, layer: int, train: list[Pair], seed: int) -> VectorIntervention:
+    def fit(
+        self, model: LoadedModel, fmt: PromptFormat, layer: int, train: list[Pair], seed: int, card: Card | None = None
+    ) -> VectorIntervention:
         acts = completion_mean_activations(model, layer, fmt.encode_all(train))
         vector = (acts[0::2] - acts[1::2]).mean(dim=0)
         return VectorIntervention(layer, {"vector": vector.float()})

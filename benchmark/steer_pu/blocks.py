@@ -1,0 +1,61 @@
+"""Run the layers below L once and replay only blocks ≥ L: the trick behind sweeps and training.
+
+An intervention at decoder layer L cannot change what layers < L compute. A
+:class:`BlockRecorder` keeps, during one ordinary forward pass, the input of block L and the
+keyword arguments every block ≥ L was called with (attention masks, rotary embeddings — per
+block, so models that alternate local and global attention replay correctly).
+:meth:`BlockRecorder.replay` then runs blocks L…N−1 and the final norm again from that
+record, with whatever hooks are active — under ``inference_mode`` for scoring sweeps, or
+with autograd for training the intervention's parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel
+
+from .models import decoder_layers
+
+
+class BlockRecorder:
+    """Pre-hooks that keep the input and call kwargs of blocks ``layer`` and above."""
+
+    def __init__(self, model: PreTrainedModel, layer: int):
+        self.blocks = list(decoder_layers(model))[layer:]
+        self.hidden: torch.Tensor | None = None
+        self.kwargs: list[dict[str, Any]] = []
+
+    def __enter__(self) -> "BlockRecorder":
+        def record(i: int):
+            def hook(_module, args, kwargs):
+                if i == 0:
+                    self.hidden = args[0] if args else kwargs["hidden_states"]
+                self.kwargs.append({k: v for k, v in kwargs.items() if k != "hidden_states"})
+
+            return hook
+
+        self.handles = [b.register_forward_pre_hook(record(i), with_kwargs=True) for i, b in enumerate(self.blocks)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def replay(self, model: PreTrainedModel) -> torch.Tensor:
+        """Run the recorded blocks again from the recorded input; return final normed states."""
+        hidden = self.hidden
+        for block, kwargs in zip(self.blocks, self.kwargs):
+            out = block(hidden, **kwargs)
+            hidden = out[0] if isinstance(out, tuple) else out
+        return model.model.norm(hidden)
+
+
+def record_batch(
+    model: PreTrainedModel, layer: int, input_ids: torch.Tensor, attention: torch.Tensor
+) -> tuple[BlockRecorder, torch.Tensor]:
+    """One unsteered forward: the recorder for blocks ≥ ``layer`` and the final hidden states."""
+    with BlockRecorder(model, layer) as recorder:
+        base = model.model(input_ids=input_ids, attention_mask=attention, use_cache=False).last_hidden_state
+    return recorder, base

@@ -1,0 +1,23 @@
+"""RePS: reference-free bidirectional preference steering (Wu et al. 2025; science.md §4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .base import register
+from .losses import reps_loss
+from .trained import TrainedMethod
+from .trainer import Completions
+
+
+@register
+class RePS(TrainedMethod):
+    name = "reps"
+
+    def objective_hyperparams(self) -> dict[str, Any]:
+        return {"ref_scale": 1.0}
+
+    def objective(self, win: Completions, lose: Completions) -> torch.Tensor:
+        return reps_loss(win.logp, lose.logp, win.length, lose.length, win.ref, lose.ref, float(self.hyperparams["ref_scale"]))

@@ -1,0 +1,28 @@
+"""SPLIT, the paper's method: keep both completions likely, hinge the preference gap (science.md §4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .base import register
+from .losses import split_loss
+from .trained import TrainedMethod
+from .trainer import Completions
+
+
+@register
+class SPLIT(TrainedMethod):
+    name = "split"
+
+    def objective_hyperparams(self) -> dict[str, Any]:
+        return {"lambda_p": 1.0, "lambda_n": 0.5, "gamma": 5.0, "theta": 0.4}
+
+    def objective(self, win: Completions, lose: Completions) -> torch.Tensor:
+        hp = self.hyperparams
+        return split_loss(
+            win.logp, lose.logp, win.length, lose.length,
+            lambda_p=float(hp["lambda_p"]), lambda_n=float(hp["lambda_n"]),
+            gamma=float(hp["gamma"]), theta=float(hp["theta"]),
+        )

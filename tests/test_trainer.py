@@ -1,0 +1,143 @@
+"""Trained methods on a tiny model: prefix caching is exact, seeds reproduce artifacts byte for byte."""
+
+import pytest
+import torch
+
+from steer_pu.encoding import PromptFormat
+from steer_pu.errors import SteerPuError
+from steer_pu.interventions import FORMS
+from steer_pu.methods import SFT, SPLIT, RePS, get_method
+from steer_pu.methods.losses import split_loss
+from steer_pu.methods.trainer import (
+    Completions,
+    TrainConfig,
+    batch_loss,
+    initial_intervention,
+    prepare_batches,
+    train_intervention,
+)
+from steer_pu.models import load_model
+from steer_pu.tasks import load_concepts
+
+LAYER = 2
+
+
+def encoded_pairs(tiny_suite, tiny_tokenizer, n=6):
+    concept = load_concepts(tiny_suite, ["cheer"])[0]
+    return PromptFormat(tiny_tokenizer, True).encode_all(concept.train[:n])
+
+
+def full_forward_logp(model, pairs, intervention, strengths_per_pair):
+    """Reference: every sequence through the whole model with the hook, full logits."""
+    out = []
+    for p, m in zip(pairs, strengths_per_pair):
+        for completion in (p.pos_ids, p.neg_ids):
+            ids = torch.tensor([p.prompt_ids + completion])
+            with intervention.apply(model, float(m)):
+                logits = model(input_ids=ids).logits[0].double()
+            logprobs = torch.log_softmax(logits, dim=-1)
+            start = len(p.prompt_ids)
+            targets = ids[0, start:]
+            out.append(logprobs[start - 1 : -1].gather(1, targets[:, None]).sum())
+    return torch.stack(out)
+
+
+def split_objective(win: Completions, lose: Completions):
+    return split_loss(win.logp, lose.logp, win.length, lose.length)
+
+
+@pytest.mark.parametrize("form", ["vector", "lora", "local_weight"])
+def test_cached_prefix_loss_and_gradients_equal_full_forward(tiny_model, tiny_suite, tiny_tokenizer, form):
+    tiny_model.requires_grad_(False)
+    pairs = encoded_pairs(tiny_suite, tiny_tokenizer, n=4)
+    intervention = initial_intervention(form, tiny_model, LAYER, 2, torch.Generator().manual_seed(1))
+    with torch.no_grad():  # non-zero starting point so every tensor matters
+        for t in intervention.parameters():
+            t.add_(0.05 * torch.randn(t.shape, generator=torch.Generator().manual_seed(t.numel())))
+    m = torch.tensor([2.0, 0.5, 1.0, 3.0])
+
+    # cached prefix: one batch holding all four pairs (order chosen by length; map it back)
+    (batch,) = prepare_batches(tiny_model, LAYER, pairs, batch_pairs=4)
+    order = sorted(range(4), key=lambda i: (-max(len(pairs[i].pos_ids), len(pairs[i].neg_ids)) - len(pairs[i].prompt_ids), i))
+    cached = batch_loss(tiny_model, intervention, batch, m[order], split_objective, add_sub=True)
+    cached_grads = torch.autograd.grad(cached, intervention.parameters())
+
+    ordered = [pairs[i] for i in order]
+    lengths = torch.tensor([float(len(c)) for p in ordered for c in (p.pos_ids, p.neg_ids)], dtype=torch.float64)
+    logp_add = full_forward_logp(tiny_model, ordered, intervention, m[order])
+    logp_sub = full_forward_logp(tiny_model, ordered, intervention, -m[order])
+    ref = torch.zeros_like(lengths)
+
+    def side(logp, k):
+        return Completions(logp[k::2], lengths[k::2], ref[k::2])
+
+    full = 0.5 * (split_objective(side(logp_add, 0), side(logp_add, 1)) + split_objective(side(logp_sub, 1), side(logp_sub, 0)))
+    full_grads = torch.autograd.grad(full, intervention.parameters())
+    torch.testing.assert_close(cached, full, rtol=1e-5, atol=1e-5)
+    for got, want in zip(cached_grads, full_grads):
+        torch.testing.assert_close(got, want.to(got.dtype), rtol=1e-3, atol=1e-5)
+
+
+def test_reference_logp_is_the_unsteered_model(tiny_model, tiny_suite, tiny_tokenizer):
+    pairs = encoded_pairs(tiny_suite, tiny_tokenizer, n=3)
+    batches = prepare_batches(tiny_model, LAYER, pairs, batch_pairs=2)
+    zero = FORMS["vector"](LAYER, {"vector": torch.zeros(tiny_model.config.hidden_size)})
+    got = sorted(torch.cat([b.ref_logp for b in batches]).tolist())
+    want = sorted(full_forward_logp(tiny_model, pairs, zero, [0.0] * 3).tolist())
+    assert got == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("cls,form", [(SPLIT, "vector"), (SFT, "lora"), (RePS, "local_weight")])
+def test_same_seed_same_bytes(tiny_model_dir, tiny_suite, tmp_path, cls, form):
+    loaded = load_model(str(tiny_model_dir))
+    concept = load_concepts(tiny_suite, ["cheer"])[0]
+    fmt = PromptFormat(loaded.tokenizer, True)
+    method = cls(form, epochs=2, batch_pairs=3)
+    blobs = []
+    for run, seed in enumerate((7, 7, 8)):
+        intervention = method.fit(loaded, fmt, LAYER, concept.train, seed)
+        intervention.save(tmp_path / f"{run}")
+        blobs.append((tmp_path / f"{run}" / "intervention.safetensors").read_bytes())
+    assert blobs[0] == blobs[1]
+    assert blobs[0] != blobs[2]
+    assert len(method.last_loss_history) == 2
+
+
+def test_split_training_raises_train_preference(tiny_model_dir, tiny_suite):
+    """Training moves PrefOdds on the training pairs at positive m, and not at m = 0."""
+    from steer_pu.metrics import pref_logodds
+    from steer_pu.sweep import score_sweep
+
+    loaded = load_model(str(tiny_model_dir))
+    concept = load_concepts(tiny_suite, ["cheer"])[0]
+    fmt = PromptFormat(loaded.tokenizer, True)
+    intervention = SPLIT("vector", epochs=6, batch_pairs=3).fit(loaded, fmt, LAYER, concept.train, 0)
+    scores = score_sweep(loaded.model, fmt.encode_all(concept.train), intervention, [-4.0, 0.0, 4.0])
+    mean = {m: pref_logodds(s.nll_pos, s.nll_neg).mean() for m, s in scores.items()}
+    assert mean[4.0] > mean[0.0] + 1.0 > mean[-4.0] + 2.0
+
+
+def test_hyperparameters_are_declared_and_checked():
+    split = get_method("split")("lora")
+    assert split.hyperparams["rank"] == 4 and split.hyperparams["lr"] == 0.02
+    assert (split.hyperparams["lambda_p"], split.hyperparams["lambda_n"], split.hyperparams["gamma"], split.hyperparams["theta"]) == (1.0, 0.5, 5.0, 0.4)
+    assert get_method("split")("vector").hyperparams["factors"] == [float(m) for m in range(2, 21, 2)]
+    assert get_method("reps")("vector", ref_scale=2.0).hyperparams["ref_scale"] == 2.0
+    for name in ("sft", "reps", "split"):
+        for form in ("vector", "lora", "local_weight"):
+            assert len(get_method(name)(form).strengths()) + 1 <= 16
+    with pytest.raises(SteerPuError, match="unknown hyper-parameter"):
+        SFT("vector", gamma=1.0)
+    with pytest.raises(SteerPuError, match="must be positive"):
+        SPLIT("vector", epochs=0).train_config()
+
+
+def test_train_config_is_used(tiny_model, tiny_suite, tiny_tokenizer):
+    pairs = encoded_pairs(tiny_suite, tiny_tokenizer, n=4)
+    config = TrainConfig(lr=0.1, epochs=3, batch_pairs=2, factors=(1.0, 2.0), add_sub=False)
+    steps = []
+    _, history = train_intervention(
+        tiny_model, LAYER, pairs, "vector", split_objective, config, seed=0, on_step=lambda s, total, loss: steps.append((s, total))
+    )
+    assert len(history) == 3 and steps[-1] == (6, 6)
+    assert not any(p.requires_grad for p in tiny_model.parameters()) or all(p.grad is None for p in tiny_model.parameters())
