@@ -275,7 +275,10 @@ def parse_submission(data: bytes, source: str) -> Submission:
         raise SteerPuError(f"{source}: {exc}") from None
     if not isinstance(raw, dict):
         raise SteerPuError(f"{source}: expected a JSON object at the top level")
-    bad = _find_non_finite(raw)
+    try:
+        bad = _find_non_finite(raw)
+    except RecursionError:
+        raise SteerPuError(f"{source}: JSON nested too deeply") from None
     if bad:
         raise SteerPuError(f"{source}: field '{bad[0]}': '{bad[1]}' is not allowed; numbers must be finite")
     if "schema_version" not in raw:

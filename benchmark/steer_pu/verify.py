@@ -114,19 +114,26 @@ def check_numbers(report: VerifyReport) -> None:
     sub = report.submission
     sweeps = {}
     for name, result in sorted(sub.concepts.items()):
-        sweep = sweep_of(result)
+        try:
+            sweep = sweep_of(result)
+            rows, cs = summarise(sweep), concept_scores(sweep)
+        except ValueError as exc:  # the schema rules this out; never a traceback if it slips through
+            report.add(name, "numbers", False, f"concepts.{name}: {exc}")
+            continue
         sweeps[name] = sweep
         bad = []
-        for i, (stored, row) in enumerate(zip(result.strengths, summarise(sweep))):
+        for i, (stored, row) in enumerate(zip(result.strengths, rows)):
             for key in ("pref_logodds", "util_logodds", "p", "u"):
                 if not _close(getattr(stored, key), row[key], RECOMPUTE_ATOL):
                     bad.append(f"concepts.{name}.strengths.{i}.{key} (m={stored.m:g}) is {getattr(stored, key)!r}, recomputed {row[key]!r}")
-        cs = concept_scores(sweep)
         for key in ("base_p", "fa", "fa_gain", "fa_negative"):
             if not _close(getattr(result, key), getattr(cs, key), RECOMPUTE_ATOL):
                 bad.append(f"concepts.{name}.{key} is {getattr(result, key)!r}, recomputed {getattr(cs, key)!r}")
         report.add(name, "numbers", not bad, bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "") if bad else "")
     stored = sub.suite_score
+    if len(sweeps) != len(sub.concepts):
+        report.add("suite", "numbers", False, "suite_score: not recomputed, a concept's numbers are unusable")
+        return
     score = suite_score(sweeps, n_boot=stored.n_boot, seed=sub.seeds.bootstrap, ci=stored.ci)
     bad = [
         f"suite_score.{key} is {getattr(stored, key)!r}, recomputed {getattr(score, key)!r}"
