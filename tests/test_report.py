@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -100,6 +101,10 @@ def test_report_writes_markdown_and_figures(report_dir) -> None:
     for name in ("concept-ocean.png", "concept-cheer.png", "overall.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({name})" in text
+    points = pd.read_csv(out / "points.csv")
+    assert len(points) == sum(len(s) for s in SWEEPS.values())
+    row = points[(points.concept == "ocean") & (points.method == "split") & (points.m == 4.0)].iloc[0]
+    assert row.p == pytest.approx(concept_scores(SWEEPS[("split", "ocean")]).points[GRID.index(4.0)].p, abs=1e-6)
     for heading in ("## Claims check", "## Frontier area", "## Curve fits (Table 2 shape)", "## Runs"):
         assert heading in text
 

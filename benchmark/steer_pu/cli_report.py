@@ -77,4 +77,5 @@ def report_command(
         report = build_report(run_dirs, n_boot=n_boot, seed=seed)
         written = write_report(report, out)
     console.print(Markdown(claims_text(report.fits, report.comparisons)))
-    console.print(f"wrote {out / 'README.md'} and {len(written) - 1} figure(s)")
+    figures = sum(path.suffix == ".png" for path in written)
+    console.print(f"wrote {out / 'README.md'}, points.csv and {figures} figure(s)")

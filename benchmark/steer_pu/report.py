@@ -33,7 +33,7 @@ from .errors import SteerPuError
 from .frontier import ConceptScores, SuiteScore, bootstrap_concept_fa, concept_scores, suite_score
 from .io import atomic_write_bytes, atomic_write_text
 from .pair_scores import PairScores
-from .run import RUN_FILE, RunConfig, load_scores
+from .run import RUN_FILE, RunConfig, load_scores, summarise
 
 # Claims-check thresholds (stated in the report next to every verdict).
 R2_MIN = 0.95  # the paper's "R² mostly ≥ 0.95" (Table 2)
@@ -559,11 +559,12 @@ def render_markdown(
         _table(
             ["run", "method-form", "layer", "strengths", "concepts scored", "not scored yet"],
             [
-                [f"`{r.path.name}`", r.method_form, str(r.config.layer), " ".join(f"{m:g}" for m in r.config.strengths),
+                [f"`{_shown(r.path)}`", r.method_form, str(r.config.layer), " ".join(f"{m:g}" for m in r.config.strengths),
                  ", ".join(r.scored) or "–", ", ".join(r.unscored) or "–"]
                 for r in collection.runs
             ],
         ),  # fmt: skip
+        "Per-strength means of every sweep (m, PrefOdds, UtilOdds, p, u): [points.csv](points.csv).\n",
         "## Claims check\n",
         "Worded automatically from the numbers below; thresholds are part of each statement.\n",
         claims_text(fits, comparisons),
@@ -647,6 +648,25 @@ def build_report(paths: Sequence[Path], n_boot: int = 1000, seed: int = 0) -> Re
     )
 
 
+def points_csv(collection: Collection) -> str:
+    """Every sweep's per-strength means (m, PrefOdds, UtilOdds, p, u, n), as ``results.csv`` has them."""
+    import pandas as pd
+
+    rows = [
+        {"concept": s.concept, "method": s.method, "form": s.form, **row}
+        for s in collection.sweeps
+        for row in summarise(dict(s.scores))
+    ]
+    return pd.DataFrame(rows).to_csv(index=False, float_format="%.6f")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def write_report(report: Report, out: Path) -> list[Path]:
     """Write ``out/README.md`` and the figures; everything is drawn before anything is written."""
     from .plots import concept_figure, overall_figure
@@ -667,6 +687,7 @@ def write_report(report: Report, out: Path) -> list[Path]:
     text = render_markdown(
         report.collection, report.fits, report.frontier, report.overall, report.comparisons, figures
     )
+    files["points.csv"] = points_csv(report.collection).encode("utf-8")
     written = []
     for name, data in files.items():
         atomic_write_bytes(out / name, data)
