@@ -185,6 +185,10 @@ from .cli_lm_eval import register as _register_lm_eval  # noqa: E402
 
 _register_lm_eval(app)
 
+from .cli_leaderboard import leaderboard  # noqa: E402
+
+app.command("leaderboard")(leaderboard)
+
 
 def main() -> None:  # pragma: no cover - console script entry
     sys.exit(app())

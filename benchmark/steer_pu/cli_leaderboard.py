@@ -1,0 +1,54 @@
+"""``steer-pu leaderboard``: serve the Streamlit leaderboard (a thin wrapper over ``streamlit run``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .cli import console, user_errors
+from .errors import SteerPuError
+from .leaderboard_data import ENV_SUBMISSIONS, ENV_SUITE
+
+
+
+def app_path() -> Path:
+    """leaderboard/app.py of this checkout (the app ships with the repository, not the wheel)."""
+    return Path(__file__).resolve().parents[2] / "leaderboard" / "app.py"
+
+
+@user_errors
+def leaderboard(
+    submissions: Annotated[Optional[Path], typer.Option(help="submissions folder (<model>/<name>.json); default: the repo's")] = None,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to serve on")] = 8501,
+    address: Annotated[str, typer.Option(help="address to bind (0.0.0.0 to serve other machines)")] = "localhost",
+    suite: Annotated[Optional[Path], typer.Option(help="suite folder entries are checked against (default: tasks/steer_pu)")] = None,
+) -> None:
+    """Serve the leaderboard page: methods ranked by suite frontier area, frontiers, SPLIT marked."""
+    from .submission import default_submissions_dir
+
+    app = app_path()
+    if not app.is_file():
+        raise SteerPuError(f"{app}: the leaderboard app is missing; run from a checkout of the steer-pu repository")
+    folder = (submissions or default_submissions_dir()).resolve()
+    if not folder.is_dir():
+        raise SteerPuError(f"--submissions {folder}: not a folder")
+    if suite is not None and not suite.is_dir():
+        raise SteerPuError(f"--suite {suite}: not a folder")
+    env = {**os.environ, ENV_SUBMISSIONS: str(folder)}
+    if suite is not None:
+        env[ENV_SUITE] = str(suite.resolve())
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port), "--server.address", address,
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    console.print(f"leaderboard of {folder} on http://{address}:{port} (Ctrl-C stops it)", highlight=False, soft_wrap=True)
+    try:
+        code = subprocess.run(command, env=env, check=False).returncode
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
