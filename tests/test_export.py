@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from steer_pu.errors import SteerPuError
-from steer_pu.export import export_peft, export_steered, steered_config
+from steer_pu.export import export_delta, export_peft, export_steered, steered_config
 from steer_pu.interventions import LocalWeightIntervention, LoRAIntervention, VectorIntervention
 
 LAYER = 2
@@ -79,11 +79,11 @@ def test_export_replaces_an_earlier_adapter_but_refuses_other_folders(tmp_path):
     lora = _lora()
     out = export_peft(lora, 1.0, tmp_path / "adapter")
     export_peft(lora, 2.0, out)  # re-export at another strength: replaced in place
-    assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "steer_pu_export.json"]
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
-    with pytest.raises(SteerPuError, match="not a peft adapter directory"):
+    with pytest.raises(SteerPuError, match="not an earlier export"):
         export_peft(lora, 1.0, other)
     assert [p.name for p in other.iterdir()] == ["keep.txt"]
 
@@ -104,3 +104,33 @@ def test_export_reads_a_saved_artifact(tmp_path):
     vec.save(tmp_path / "art")
     cfg = steered_config(tmp_path / "art", -2.0)
     assert torch.equal(cfg[f"layers.{LAYER}"]["steering_vector"], vec.vector)
+
+
+def _local(bias_scale: float = 0.0) -> LocalWeightIntervention:
+    torch.manual_seed(4)
+    return LocalWeightIntervention(LAYER, {"delta_weight": 0.2 * torch.randn(32, 64), "delta_bias": bias_scale * torch.randn(32)})
+
+
+def test_lm_eval_delta_equals_local_weight_hook(tmp_path, tiny_model_dir, tiny_tokenizer):
+    from lm_eval.models.huggingface import HFLM
+
+    local, m = _local(), 1.3
+    out = export_delta(local, m, tmp_path / "delta", tiny_model_dir)
+    lm = HFLM(pretrained=str(tiny_model_dir), delta=str(out), device="cpu", dtype="float32")
+    ids = _ids(tiny_tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    with torch.inference_mode():
+        with local.apply(model, m):
+            native = model(input_ids=ids).logits
+        plain = model(input_ids=ids).logits
+        got = lm._model_call(ids)
+    assert torch.allclose(got, native, atol=1e-5)
+    assert not torch.allclose(got, plain, atol=1e-2)
+
+
+def test_delta_export_refuses_a_bias_the_model_lacks_and_never_overwrites_a_model(tmp_path, tiny_model_dir):
+    with pytest.raises(SteerPuError, match="'delta_bias' is non-zero"):
+        export_delta(_local(bias_scale=1.0), 1.0, tmp_path / "delta", tiny_model_dir)
+    assert not (tmp_path / "delta").exists()
+    with pytest.raises(SteerPuError, match="not an earlier export"):
+        export_delta(_local(), 1.0, tiny_model_dir, tiny_model_dir)

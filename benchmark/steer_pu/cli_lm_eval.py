@@ -41,6 +41,21 @@ def export_peft_command(
     console.print(f"wrote {export_peft(artifact, strength, out, base_model)}")
 
 
+@export_app.command("delta")
+@user_errors
+def export_delta_command(
+    artifact: Annotated[Path, typer.Argument(help="local-weight intervention folder (intervention.safetensors)")],
+    out: Annotated[Path, typer.Option(help="output folder for --model_args delta=…")],
+    strength: Strength,
+    model: Annotated[str, typer.Option(help="registry name or HF folder of the base model")] = "smollm2-135m",
+) -> None:
+    """A local-weight artifact at strength m → an lm-eval `delta=` folder (zeros except block L)."""
+    from .export import export_delta
+    from .models import model_dir
+
+    console.print(f"wrote {export_delta(artifact, strength, out, model_dir(model))}")
+
+
 @export_app.command("lm-eval-tasks")
 @user_errors
 def export_tasks_command(
