@@ -58,7 +58,7 @@ def test_cached_prefix_loss_and_gradients_equal_full_forward(tiny_model, tiny_su
 
     # cached prefix: one batch holding all four pairs (order chosen by length; map it back)
     (batch,) = prepare_batches(tiny_model, LAYER, pairs, batch_pairs=4)
-    order = sorted(range(4), key=lambda i: (-max(len(pairs[i].pos_ids), len(pairs[i].neg_ids)) - len(pairs[i].prompt_ids), i))
+    order = sorted(range(4), key=lambda i: (-(len(pairs[i].prompt_ids) + len(pairs[i].pos_ids) + len(pairs[i].neg_ids)), i))
     cached = batch_loss(tiny_model, intervention, batch, m[order], split_objective, add_sub=True)
     cached_grads = torch.autograd.grad(cached, intervention.parameters())
 

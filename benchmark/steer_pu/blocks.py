@@ -17,6 +17,7 @@ import torch
 from transformers import PreTrainedModel
 
 from .models import decoder_layers
+from .scoring import PackedBatch
 
 
 class BlockRecorder:
@@ -52,10 +53,8 @@ class BlockRecorder:
         return model.model.norm(hidden)
 
 
-def record_batch(
-    model: PreTrainedModel, layer: int, input_ids: torch.Tensor, attention: torch.Tensor
-) -> tuple[BlockRecorder, torch.Tensor]:
+def record_batch(model: PreTrainedModel, layer: int, batch: PackedBatch) -> tuple[BlockRecorder, torch.Tensor]:
     """One unsteered forward: the recorder for blocks ≥ ``layer`` and the final hidden states."""
     with BlockRecorder(model, layer) as recorder:
-        base = model.model(input_ids=input_ids, attention_mask=attention, use_cache=False).last_hidden_state
+        base = batch.hidden(model)
     return recorder, base

@@ -1,8 +1,10 @@
 """Summed completion NLLs per pair: the raw numbers every metric is computed from.
 
-The batched scorer packs (prompt + completion) sequences by length under a token budget,
-runs the decoder once per batch, and applies the vocabulary projection only at the
-positions that predict completion tokens. :func:`score_pairs_plain` is the one-sequence,
+The batched scorer puts each pair in one row — prompt, positive, negative — so the prompt
+is encoded once for both completions (a tree-shaped attention mask keeps the two
+completions apart), groups rows by length under a token budget, runs the decoder once per
+batch, and applies the vocabulary projection only at the positions that predict
+completion tokens. :func:`score_pairs_plain` is the one-sequence,
 full-logits reference it is tested against.
 """
 
@@ -16,38 +18,49 @@ import torch
 from transformers import PreTrainedModel
 
 from .encoding import EncodedPair
+from .errors import SteerPuError
 from .pair_scores import PairScores
 
 DEFAULT_TOKEN_BUDGET = 8192  # tokens per forward batch: bounds memory, not the pair count
 
 
 @dataclass(frozen=True)
-class Sequence:
-    """One prompt + completion token sequence; ``index`` is 2·pair (+1 for the negative)."""
+class PackedPair:
+    """A pair in one row, prompt + positive + negative, with the prompt encoded once.
 
-    index: int  # position in the flat output (2 per pair: positive, then negative)
+    The attention mask lets negative tokens see the prompt and each other but not the
+    positive completion, and their position ids restart after the prompt, so each
+    completion is scored exactly as if it followed the prompt alone.
+    """
+
+    index: int  # pair position in the caller's list
+    prompt_len: int
+    pos_len: int
+    neg_len: int
     ids: tuple[int, ...]
-    completion_len: int
+
+    @property
+    def width(self) -> int:
+        return len(self.ids)
 
 
-def pair_sequences(pairs: list[EncodedPair]) -> list[Sequence]:
-    out = []
-    for i, pair in enumerate(pairs):
-        out.append(Sequence(2 * i, pair.prompt_ids + pair.pos_ids, len(pair.pos_ids)))
-        out.append(Sequence(2 * i + 1, pair.prompt_ids + pair.neg_ids, len(pair.neg_ids)))
-    return out
+def pack(pairs: list[EncodedPair]) -> list[PackedPair]:
+    return [
+        PackedPair(i, len(p.prompt_ids), len(p.pos_ids), len(p.neg_ids), p.prompt_ids + p.pos_ids + p.neg_ids)
+        for i, p in enumerate(pairs)
+    ]
 
 
-def length_batches(seqs: list[Sequence], token_budget: int) -> Iterator[list[Sequence]]:
-    """Group sequences of similar length so that batch_size × max_len ≤ token_budget."""
-    ordered = sorted(seqs, key=lambda s: (-len(s.ids), s.index))
-    batch: list[Sequence] = []
-    for seq in ordered:
-        width = len(batch[0].ids) if batch else len(seq.ids)
+def length_batches(items: list[PackedPair], token_budget: int) -> Iterator[list[PackedPair]]:
+    """Group rows of similar length so that batch_size × max_len ≤ token_budget."""
+    ordered = sorted(items, key=lambda s: (-s.width, s.index))
+    batch: list[PackedPair] = []
+    for item in ordered:
+        width = batch[0].width if batch else item.width
         if batch and (len(batch) + 1) * width > token_budget:
             yield batch
             batch = []
-        batch.append(seq)
+        batch.append(item)
     if batch:
         yield batch
 
@@ -64,74 +77,117 @@ def output_logits(model: PreTrainedModel, hidden: torch.Tensor, dtype: torch.dty
     return logits
 
 
-def right_pad(batch: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input ids and attention mask, right-padded to the longest sequence of the batch."""
-    width = max(len(seq.ids) for seq in batch)
-    input_ids = torch.zeros(len(batch), width, dtype=torch.long)
-    attention = torch.zeros(len(batch), width, dtype=torch.long)
-    for r, seq in enumerate(batch):
-        input_ids[r, : len(seq.ids)] = torch.tensor(seq.ids)
-        attention[r, : len(seq.ids)] = 1
-    return input_ids, attention
+_PROMPT, _POS, _NEG, _PAD = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
 class CompletionIndex:
-    """Where, in a padded batch, the hidden states that predict completion tokens sit."""
+    """Where, in a packed batch, the hidden states that predict completion tokens sit.
+
+    Output row 2r is row r's positive completion, 2r + 1 its negative.
+    """
 
     rows: torch.Tensor
     cols: torch.Tensor
     targets: torch.Tensor
-    owner: torch.Tensor  # batch row each scored token belongs to
-    batch_size: int
+    owner: torch.Tensor  # output row each scored token belongs to
+    batch_size: int  # output rows: 2 per packed row
 
     @classmethod
-    def of(cls, batch: list[Sequence]) -> "CompletionIndex":
-        rows, cols, targets = [], [], []
-        for r, seq in enumerate(batch):
-            n = len(seq.ids)
-            start = n - seq.completion_len  # first completion token
-            rows.extend([r] * seq.completion_len)
-            cols.extend(range(start - 1, n - 1))  # hidden state at t predicts token t + 1
-            targets.extend(seq.ids[start:])
-        rows_t = torch.tensor(rows)
-        return cls(rows_t, torch.tensor(cols), torch.tensor(targets), rows_t, len(batch))
+    def of(cls, batch: list[PackedPair]) -> "CompletionIndex":
+        rows, cols, targets, owner = [], [], [], []
+        for r, item in enumerate(batch):
+            p, a, b = item.prompt_len, item.pos_len, item.neg_len
+            # The hidden state at t predicts token t + 1; both completions start from the
+            # last prompt position p − 1, then continue inside their own segment.
+            pos_cols = range(p - 1, p + a - 1)
+            neg_cols = [p - 1, *range(p + a, p + a + b - 1)]
+            rows.extend([r] * (a + b))
+            cols.extend([*pos_cols, *neg_cols])
+            targets.extend(item.ids[p:])
+            owner.extend([2 * r] * a + [2 * r + 1] * b)
+        return cls(torch.tensor(rows), torch.tensor(cols), torch.tensor(targets), torch.tensor(owner), 2 * len(batch))
 
     def nll(self, model: PreTrainedModel, final_hidden: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """Summed NLL per batch row from final (normed) hidden states: vocab projection only here."""
+        """Summed NLL per completion from final (normed) hidden states: vocab projection only here."""
         logits = output_logits(model, final_hidden[self.rows, self.cols], dtype)
         token_nll = torch.logsumexp(logits, dim=-1) - logits.gather(1, self.targets[:, None])[:, 0]
         return torch.zeros(self.batch_size, dtype=dtype).index_add_(0, self.owner, token_nll)
 
 
-def _batch_nll(model: PreTrainedModel, batch: list[Sequence]) -> torch.Tensor:
-    input_ids, attention = right_pad(batch)
-    hidden = model.model(input_ids=input_ids, attention_mask=attention, use_cache=False).last_hidden_state
-    return CompletionIndex.of(batch).nll(model, hidden)
+@dataclass(frozen=True)
+class PackedBatch:
+    """Model inputs for packed rows: ids, a (batch, 1, T, T) boolean mask, position ids."""
+
+    input_ids: torch.Tensor
+    attention: torch.Tensor
+    position_ids: torch.Tensor
+    index: CompletionIndex
+
+    @classmethod
+    def of(cls, batch: list[PackedPair]) -> "PackedBatch":
+        width = max(item.width for item in batch)
+        input_ids = torch.zeros(len(batch), width, dtype=torch.long)
+        segment = torch.full((len(batch), width), _PAD)
+        position_ids = torch.zeros(len(batch), width, dtype=torch.long)
+        for r, item in enumerate(batch):
+            p, a, b = item.prompt_len, item.pos_len, item.neg_len
+            input_ids[r, : item.width] = torch.tensor(item.ids)
+            segment[r, :p], segment[r, p : p + a], segment[r, p + a : item.width] = _PROMPT, _POS, _NEG
+            position_ids[r, : p + a] = torch.arange(p + a)
+            position_ids[r, p + a : item.width] = torch.arange(p, p + b)
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        seg_q, seg_k = segment[:, :, None], segment[:, None, :]
+        # A token sees earlier prompt tokens and earlier tokens of its own segment; padding
+        # sees only padding (never an empty row, which would make NaNs).
+        attention = causal & ((seg_k == _PROMPT) & (seg_q != _PAD) | (seg_k == seg_q))
+        return cls(input_ids, attention[:, None], position_ids, CompletionIndex.of(batch))
+
+    def hidden(self, model: PreTrainedModel) -> torch.Tensor:
+        """Final (normed) hidden states of the unsteered — or hooked — decoder."""
+        return model.model(
+            input_ids=self.input_ids, attention_mask=self.attention, position_ids=self.position_ids, use_cache=False
+        ).last_hidden_state
+
+
+def check_packable(model: PreTrainedModel, items: list[PackedPair]) -> None:
+    """A packed mask replaces sliding-window masks; only safe while rows fit in the window."""
+    window = getattr(model.config, "sliding_window", None)
+    longest = max((item.width for item in items), default=0)
+    if window and longest > window:
+        raise SteerPuError(f"a packed pair has {longest} tokens, more than the model's sliding window ({window})")
 
 
 def score_pairs(
     model: PreTrainedModel, pairs: list[EncodedPair], token_budget: int = DEFAULT_TOKEN_BUDGET
 ) -> PairScores:
     """Summed NLL of each pair's positive and negative completion given its prompt."""
-    seqs = pair_sequences(pairs)
-    flat = torch.zeros(len(seqs), dtype=torch.float64)
+    items = pack(pairs)
+    check_packable(model, items)
+    flat = torch.zeros(2 * len(pairs), dtype=torch.float64)
     with torch.inference_mode():
-        for batch in length_batches(seqs, token_budget):
-            flat[torch.tensor([s.index for s in batch])] = _batch_nll(model, batch)
+        for batch in length_batches(items, token_budget):
+            packed = PackedBatch.of(batch)
+            flat[output_rows(batch)] = packed.index.nll(model, packed.hidden(model))
     return collect(pairs, flat.numpy())
+
+
+def output_rows(batch: list[PackedPair]) -> torch.Tensor:
+    """Flat positions (2·pair, 2·pair + 1) of a batch's completions, in CompletionIndex order."""
+    return torch.tensor([2 * item.index + side for item in batch for side in (0, 1)])
 
 
 def score_pairs_plain(model: PreTrainedModel, pairs: list[EncodedPair]) -> PairScores:
     """Reference: one sequence per forward, full logits, no packing (slow, obviously right)."""
     flat = np.zeros(2 * len(pairs))
     with torch.inference_mode():
-        for seq in pair_sequences(pairs):
-            ids = torch.tensor([seq.ids])
-            logprobs = torch.log_softmax(model(input_ids=ids).logits[0].double(), dim=-1)
-            start = len(seq.ids) - seq.completion_len
-            targets = torch.tensor(seq.ids[start:])
-            flat[seq.index] = -logprobs[start - 1 : len(seq.ids) - 1].gather(1, targets[:, None]).sum().item()
+        for i, pair in enumerate(pairs):
+            for side, completion in enumerate((pair.pos_ids, pair.neg_ids)):
+                ids = pair.prompt_ids + completion
+                logprobs = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
+                start = len(pair.prompt_ids)
+                targets = torch.tensor(completion)
+                flat[2 * i + side] = -logprobs[start - 1 : len(ids) - 1].gather(1, targets[:, None]).sum().item()
     return collect(pairs, flat)
 
 

@@ -15,7 +15,7 @@ from .blocks import record_batch
 from .encoding import EncodedPair
 from .interventions import Intervention
 from .pair_scores import PairScores
-from .scoring import DEFAULT_TOKEN_BUDGET, CompletionIndex, collect, length_batches, pair_sequences, right_pad
+from .scoring import DEFAULT_TOKEN_BUDGET, PackedBatch, check_packable, collect, length_batches, output_rows, pack
 
 
 def score_sweep(
@@ -26,18 +26,18 @@ def score_sweep(
     token_budget: int = DEFAULT_TOKEN_BUDGET,
 ) -> dict[float, PairScores]:
     """Per strength, the summed completion NLLs of every pair (m = 0: the unsteered model)."""
-    seqs = pair_sequences(pairs)
-    flat = {m: torch.zeros(len(seqs), dtype=torch.float64) for m in strengths}
+    items = pack(pairs)
+    check_packable(model, items)
+    flat = {m: torch.zeros(2 * len(pairs), dtype=torch.float64) for m in strengths}
     with torch.inference_mode():
-        for batch in length_batches(seqs, token_budget):
-            where = torch.tensor([s.index for s in batch])
-            index = CompletionIndex.of(batch)
-            input_ids, attention = right_pad(batch)
-            recorder, base = record_batch(model, intervention.layer, input_ids, attention)
+        for batch in length_batches(items, token_budget):
+            where = output_rows(batch)
+            packed = PackedBatch.of(batch)
+            recorder, base = record_batch(model, intervention.layer, packed)
             for m in strengths:
                 if m == 0:
-                    flat[m][where] = index.nll(model, base)
+                    flat[m][where] = packed.index.nll(model, base)
                     continue
                 with intervention.apply(model, m):
-                    flat[m][where] = index.nll(model, recorder.replay(model))
+                    flat[m][where] = packed.index.nll(model, recorder.replay(model))
     return {m: collect(pairs, values.numpy()) for m, values in flat.items()}

@@ -11,7 +11,7 @@ import torch
 from ..encoding import PromptFormat
 from ..interventions import VectorIntervention
 from ..models import LoadedModel
-from ..scoring import DEFAULT_TOKEN_BUDGET, length_batches, pair_sequences, right_pad
+from ..scoring import DEFAULT_TOKEN_BUDGET, PackedBatch, length_batches, pack
 from ..tasks import Card, Pair
 from .base import Method, register
 
@@ -20,8 +20,8 @@ def completion_mean_activations(
     model: LoadedModel, layer: int, pairs, token_budget: int = DEFAULT_TOKEN_BUDGET
 ) -> torch.Tensor:
     """(2·pairs, hidden) mean block-``layer`` output over each completion's tokens."""
-    seqs = pair_sequences(pairs)
-    out = torch.zeros(len(seqs), model.model.config.hidden_size, dtype=torch.float64)
+    items = pack(pairs)
+    out = torch.zeros(2 * len(items), model.model.config.hidden_size, dtype=torch.float64)
     captured: list[torch.Tensor] = []
 
     class _Captured(Exception):
@@ -34,17 +34,17 @@ def completion_mean_activations(
     handle = model.layers[layer].register_forward_hook(grab)
     try:
         with torch.inference_mode():
-            for batch in length_batches(seqs, token_budget):
+            for batch in length_batches(items, token_budget):
                 captured.clear()
-                input_ids, attention = right_pad(batch)
                 try:
-                    model.model.model(input_ids=input_ids, attention_mask=attention, use_cache=False)
+                    PackedBatch.of(batch).hidden(model.model)
                 except _Captured:
                     pass
                 hidden = captured[0]
-                for r, seq in enumerate(batch):
-                    n = len(seq.ids)
-                    out[seq.index] = hidden[r, n - seq.completion_len : n].double().mean(dim=0)
+                for r, item in enumerate(batch):
+                    p, a = item.prompt_len, item.pos_len
+                    out[2 * item.index] = hidden[r, p : p + a].double().mean(dim=0)
+                    out[2 * item.index + 1] = hidden[r, p + a : item.width].double().mean(dim=0)
     finally:
         handle.remove()
     return out

@@ -28,7 +28,7 @@ from ..encoding import EncodedPair
 from ..errors import SteerPuError
 from ..interventions import FORMS, Intervention
 from ..models import decoder_layers
-from ..scoring import CompletionIndex, Sequence, right_pad
+from ..scoring import CompletionIndex, PackedBatch, check_packable, pack
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ Objective = Callable[[Completions, Completions], torch.Tensor]
 
 @dataclass
 class TrainBatch:
-    """A fixed group of pairs (rows 2i = positive, 2i+1 = negative) and its recorded prefix."""
+    """A fixed group of packed pairs (outputs 2i = positive, 2i+1 = negative) and its recorded prefix."""
 
     recorder: BlockRecorder
     index: CompletionIndex
@@ -82,20 +82,16 @@ def frozen(model: nn.Module) -> Iterator[None]:
 
 def prepare_batches(model: PreTrainedModel, layer: int, pairs: list[EncodedPair], batch_pairs: int) -> list[TrainBatch]:
     """Group pairs of similar length and run the unsteered model over each group once."""
-    by_length = sorted(range(len(pairs)), key=lambda i: (-max(len(pairs[i].pos_ids), len(pairs[i].neg_ids)) - len(pairs[i].prompt_ids), i))
+    items = sorted(pack(pairs), key=lambda item: (-item.width, item.index))
+    check_packable(model, items)
     batches = []
     with torch.no_grad():  # not inference_mode: the recorded tensors feed autograd later
-        for start in range(0, len(by_length), batch_pairs):
-            seqs = []
-            for row, i in enumerate(by_length[start : start + batch_pairs]):
-                p = pairs[i]
-                seqs.append(Sequence(2 * row, p.prompt_ids + p.pos_ids, len(p.pos_ids)))
-                seqs.append(Sequence(2 * row + 1, p.prompt_ids + p.neg_ids, len(p.neg_ids)))
-            input_ids, attention = right_pad(seqs)
-            recorder, base = record_batch(model, layer, input_ids, attention)
-            index = CompletionIndex.of(seqs)
-            lengths = torch.tensor([float(s.completion_len) for s in seqs], dtype=torch.float64)
-            batches.append(TrainBatch(recorder, index, lengths, -index.nll(model, base)))
+        for start in range(0, len(items), batch_pairs):
+            group = items[start : start + batch_pairs]
+            packed = PackedBatch.of(group)
+            recorder, base = record_batch(model, layer, packed)
+            lengths = torch.tensor([float(n) for item in group for n in (item.pos_len, item.neg_len)], dtype=torch.float64)
+            batches.append(TrainBatch(recorder, packed.index, lengths, -packed.index.nll(model, base)))
     return batches
 
 
@@ -110,14 +106,13 @@ def batch_loss(
     model: PreTrainedModel, intervention: Intervention, batch: TrainBatch, m: torch.Tensor, objective: Objective, add_sub: bool
 ) -> torch.Tensor:
     """The objective at per-pair strengths ``m`` (+ the reversed pairs at −m with ``add_sub``)."""
-    rows = m.repeat_interleave(2)
-    logp = steered_logp(model, intervention, batch, rows)
+    logp = steered_logp(model, intervention, batch, m)
     pos = Completions(logp[0::2], batch.lengths[0::2], batch.ref_logp[0::2])
     neg = Completions(logp[1::2], batch.lengths[1::2], batch.ref_logp[1::2])
     loss = objective(pos, neg)
     if not add_sub:
         return loss
-    logp_rev = steered_logp(model, intervention, batch, -rows)
+    logp_rev = steered_logp(model, intervention, batch, -m)
     pos_rev = Completions(logp_rev[0::2], pos.length, pos.ref)
     neg_rev = Completions(logp_rev[1::2], neg.length, neg.ref)
     return 0.5 * (loss + objective(neg_rev, pos_rev))
