@@ -12,13 +12,8 @@ import typer
 
 from .cli import console, user_errors
 from .errors import SteerPuError
-from .leaderboard_data import ENV_SUBMISSIONS, ENV_SUITE
+from .leaderboard_data import ENV_SUBMISSIONS, ENV_SUITE, app_path
 
-
-
-def app_path() -> Path:
-    """leaderboard/app.py of this checkout (the app ships with the repository, not the wheel)."""
-    return Path(__file__).resolve().parents[2] / "leaderboard" / "app.py"
 
 
 @user_errors

@@ -73,6 +73,11 @@ class Board:
 # --------------------------------------------------------------------------- loading
 
 
+def app_path() -> Path:
+    """leaderboard/app.py of this checkout (the app ships with the repository, not the wheel)."""
+    return Path(__file__).resolve().parents[2] / "leaderboard" / "app.py"
+
+
 def submission_files(root: Path) -> list[Path]:
     """``root/<model>/*.json``, sorted; artifact folders below a model folder are not entries."""
     return sorted(p for p in Path(root).glob("*/*.json") if not p.name.startswith("."))
