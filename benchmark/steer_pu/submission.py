@@ -54,11 +54,11 @@ class _Record(BaseModel):
 
 
 class CodeRef(_Record):
-    """Where the method's code lives: a built-in of this harness, or a plug-in ``module:Class``."""
+    """Where the method's code lives: a built-in, a plug-in ``module:Class``, or none (ready artifacts)."""
 
-    kind: Literal["builtin", "plugin"]
-    reference: ShortText  # built-in name, or package.module:ClassName
-    version: ShortText  # harness version (built-in) or the plug-in distribution's version
+    kind: Literal["builtin", "plugin", "artifact"]
+    reference: ShortText  # built-in name, package.module:ClassName, or "artifact" (run --artifact)
+    version: ShortText  # harness version (built-in, artifact) or the plug-in distribution's version
 
 
 class MethodInfo(_Record):
@@ -410,11 +410,16 @@ def _package_version(dist: str) -> str:
 
 
 def code_ref(method: str) -> CodeRef:
-    """Built-in method → harness version; plug-in ``pkg.mod:Class`` → its distribution's version."""
+    """Built-in method → harness version; plug-in ``pkg.mod:Class`` → its distribution's version.
+
+    ``artifact`` is a run of ready artifacts trained elsewhere (``steer-pu run --artifact``).
+    """
     from .methods import REGISTRY
 
     if method in REGISTRY:
         return CodeRef(kind="builtin", reference=method, version=__version__)
+    if ":" not in method:
+        return CodeRef(kind="artifact", reference=method, version=__version__)
     top = method.partition(":")[0].split(".")[0]
     dists = metadata.packages_distributions().get(top, [])
     return CodeRef(kind="plugin", reference=method, version=_package_version(dists[0]) if dists else "unknown")

@@ -14,7 +14,8 @@ Checks, in order (every failure is a :class:`Check` naming the field at fault):
    scored at every strength; per-pair NLLs must agree within ``RESCORE_*`` tolerances.
    ``retrain`` instead re-runs a built-in method from the recorded seed and hyper-parameters
    (looser ``RETRAIN_*`` tolerances). Nothing named in a submission is ever imported: only
-   built-in methods are re-trained, and plug-in methods are re-scored from their artifacts.
+   built-in methods are re-trained; plug-in and ready-artifact entries are re-scored from
+   their committed artifacts (safetensors or prompts.json, read by :mod:`steer_pu.artifacts`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SteerPuError
+from .interventions.base import TENSORS_FILE
 from .pair_scores import PairScores
 from .submission import (
     MAX_ARTIFACT_BYTES,
@@ -52,7 +54,6 @@ RETRAIN_NLL_ATOL = 0.05
 RETRAIN_NLL_RTOL = 1e-3
 RETRAIN_FA_ATOL = 5e-3
 
-TENSORS_FILE = "intervention.safetensors"
 
 
 @dataclass(frozen=True)
@@ -254,9 +255,9 @@ def _rescore_from_artifacts(
     """Per concept, the stored artifact scored on the test split (its first ``pairs``) at every strength."""
     import torch
 
+    from .artifacts import load_artifact
     from .encoding import PromptFormat
-    from .interventions import load_intervention
-    from .run import score_strengths
+    from .run import score_control
     from .tasks import load_concepts
 
     sub = report.submission
@@ -264,14 +265,15 @@ def _rescore_from_artifacts(
     fmt = PromptFormat(loaded.tokenizer, loaded.use_chat_template)
     out = {}
     for concept in load_concepts(suite_dir, names):
-        intervention = load_intervention(artifact_dir(report, concept.name) / TENSORS_FILE)
-        if intervention.form != sub.method.form or intervention.layer != sub.method.layer:
+        control = load_artifact(artifact_dir(report, concept.name))  # safetensors or prompts.json, never a pickle
+        layer = getattr(control, "layer", sub.method.layer)  # prompting has no layer
+        if control.form != sub.method.form or layer != sub.method.layer:
             raise SteerPuError(
-                f"concepts.{concept.name}.artifact: holds a {intervention.form} at layer {intervention.layer}, "
+                f"concepts.{concept.name}.artifact: holds a {control.form} at layer {layer}, "
                 f"but method says {sub.method.form} at layer {sub.method.layer}"
             )
-        encoded = fmt.encode_all(concept.test[:pairs])
-        out[concept.name] = score_strengths(loaded, intervention, encoded, list(sub.method.strengths), sub.environment.token_budget)
+        strengths = list(sub.method.strengths)
+        out[concept.name] = score_control(loaded, control, fmt, concept.test[:pairs], strengths, sub.environment.token_budget)
     return out
 
 
@@ -398,17 +400,17 @@ def verify(
     builtin = sub.method.code.kind == "builtin"
     for name in names:
         art = sub.concepts[name].artifact
-        has_tensors = art is not None and any(f.name == TENSORS_FILE for f in art.files)
-        if retrain or (builtin and not has_tensors):  # e.g. prompting: the harness rebuilds it from the card
+        committed = art is not None and art.path is not None
+        if retrain or (art is None and builtin):
             rerun.append(name)
-        elif has_tensors and art.path is not None and report.status(name, "artifact") == "ok":
+        elif committed and report.status(name, "artifact") == "ok":
             from_artifacts.append(name)
-        elif has_tensors and art.path is not None:
+        elif committed:
             report.add(name, "rescore", False, "not re-scored: the artifact failed its checks")
-        elif has_tensors:
+        elif builtin:
             report.add(name, "rescore", False, f"concepts.{name}.artifact: not committed; verify it with --retrain")
         else:
-            report.add(name, "rescore", False, f"concepts.{name}.artifact: a plug-in entry needs a committed tensor artifact")
+            report.add(name, "rescore", False, f"concepts.{name}.artifact: a non-built-in entry must commit its artifacts")
     try:
         if from_artifacts:
             rescored = _rescore_from_artifacts(report, loaded, suite_dir, from_artifacts, threads, pairs)
@@ -423,8 +425,6 @@ def verify(
                     # meta.json names the model as loaded here; the artifact proper is the rest
                     same = all(retrained[name].get(f.name) == f.sha256 for f in art.files if f.name != "meta.json")
                     report.rescored[name]["artifact_identical"] = float(same)
-                    if not (retrain or same):
-                        report.add(name, "rescore", False, f"concepts.{name}.artifact: the harness rebuilds other files than recorded")
     except SteerPuError as exc:
         report.add("file", "rescore", False, str(exc))
     return report
