@@ -39,7 +39,7 @@ def leaderboard(
         env[ENV_SUITE] = str(suite.resolve())
     command = [
         sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port), "--server.address", address,
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     console.print(f"leaderboard of {folder} on http://{address}:{port} (Ctrl-C stops it)", highlight=False, soft_wrap=True)
     try:
