@@ -23,7 +23,7 @@ from steer_pu.tasks import default_suite_dir, load_concepts
 
 pytestmark = pytest.mark.integration
 
-CONCEPT, LIMIT = "ocean", 3
+CONCEPT, LIMIT = "ocean", 2
 
 
 @pytest.fixture(scope="module")
