@@ -8,6 +8,7 @@ arguments recomputes only what is missing and ends with the same files.
     RUN_DIR/artifacts/<concept>/<method>-<form>/   intervention.safetensors + meta.json
     RUN_DIR/scores/<concept>/<method>-<form>/m=+4.json   per-pair NLLs at strength 4
     RUN_DIR/results.csv                            per (concept, m): PrefOdds, UtilOdds, p, u
+    RUN_DIR/timings/<concept>.<method>-<form>.json training wall / CPU seconds (machine facts)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import platform
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,7 @@ from .tasks import Concept, Pair, concept_sha256, load_concepts
 
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.csv"
+TIMINGS_DIR = "timings"  # wall/CPU seconds per fit; the only files that differ between identical runs
 
 
 class RunConfig(BaseModel):
@@ -123,7 +126,13 @@ def _fit_or_load(
         meta.update(source=str(source), source_sha256=artifact_sha256(source))
     else:
         torch.manual_seed(config.seed)
+        wall, cpu = time.perf_counter(), time.process_time()
         control = method.fit(loaded, fmt, config.layer, concept.train, config.seed, card=concept.card)
+        # Timings are facts about this machine, not part of the artifact: kept beside the run's files.
+        atomic_write_json(
+            out / TIMINGS_DIR / f"{concept.name}.{config.method}-{config.form}.json",
+            {"fit_wall_s": round(time.perf_counter() - wall, 3), "fit_cpu_s": round(time.process_time() - cpu, 3)},
+        )
         meta["hyperparams"] = method.hyperparams
         if getattr(method, "last_loss_history", None) is not None:
             meta["train_loss_per_epoch"] = method.last_loss_history
