@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from .cli import console, err_console, user_errors
 
@@ -61,7 +61,8 @@ def verify(
     sub = report.submission
     rescore_col = "retrain" if retrain else "re-score"
     table = Table(
-        "concept", "numbers", "suite", "artifact", rescore_col, "max |ΔNLL|", "FA", "result",
+        Column("concept", no_wrap=True), "numbers", "suite", "artifact", rescore_col,
+        Column("max |ΔNLL|", no_wrap=True), "FA", "result",
         title=f"{file}: {sub.method.name}-{sub.method.form} on {sub.model.name}",
     )  # fmt: skip
     for name, result in sorted(sub.concepts.items()):
