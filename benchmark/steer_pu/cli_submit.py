@@ -51,13 +51,20 @@ def verify(
     suite: Annotated[Optional[Path], typer.Option(help="suite folder (default: the repo suite)")] = None,
     threads: Annotated[Optional[int], typer.Option(help="torch threads (default: as recorded, capped at the CPU count)")] = None,
     pairs: Annotated[Optional[int], typer.Option(help="spot check: re-score only the first N test pairs of each concept")] = None,
+    lm_eval: Annotated[
+        Optional[Path], typer.Option("--lm-eval", help="also compare lm-eval --log_samples output (file or folder) with the entry")
+    ] = None,
+    strength: Annotated[float, typer.Option(help="the strength m the lm-eval run was made at (with --lm-eval)")] = 0.0,
 ) -> None:
     """Check a submission: schema, hashes, recomputed numbers, and a re-score; exit 1 on any mismatch."""
+    from .verify import compare_lm_eval
     from .verify import verify as run_verify
 
     started = time.perf_counter()
     names = [c.strip() for c in concepts.split(",") if c.strip()] if concepts else None
     report = run_verify(file, rescore=rescore, retrain=retrain, concepts=names, model=model, suite_dir=suite, threads=threads, pairs=pairs)
+    if lm_eval is not None:
+        compare_lm_eval(report, lm_eval, strength)
     sub = report.submission
     rescore_col = "retrain" if retrain else "re-score"
     table = Table(
@@ -67,6 +74,8 @@ def verify(
     )  # fmt: skip
     for name, result in sorted(sub.concepts.items()):
         statuses = [report.status(name, what) for what in ("numbers", "suite", "artifact", "rescore")]
+        if lm_eval is not None and report.status(name, "lm-eval") == "FAIL":
+            statuses[-1] = "FAIL"  # shown in the re-score column; the reason is printed below
         fresh = report.rescored.get(name)
         ok = all(s != "FAIL" for s in statuses)
         table.add_row(

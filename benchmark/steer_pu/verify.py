@@ -428,3 +428,45 @@ def verify(
     except SteerPuError as exc:
         report.add("file", "rescore", False, str(exc))
     return report
+
+
+# --------------------------------------------------------------------------- lm-eval
+
+
+def compare_lm_eval(report: VerifyReport, samples: Path, strength: float = 0.0) -> None:
+    """Per-pair NLLs from lm-eval ``--log_samples`` output against the entry's at ``strength``.
+
+    lm-eval scores one strength per run (its ``steered`` config or ``peft=`` adapter bakes
+    m in), so the caller names it. Pairs are matched by id, so ``--limit`` runs compare on
+    the pairs they scored. Tolerances are the re-score ones (lm-eval in float32 drifts by
+    ~1e-5 nats per token from the float64 log-softmax; see docs/lm-eval notes).
+    """
+    from .lm_eval_tasks.samples import read_samples
+
+    sub = report.submission
+    found = read_samples(Path(samples))
+    if not found:
+        raise SteerPuError(f"{samples}: no steer_pu samples files (run lm-eval with --log_samples)")
+    for concept, got in sorted(found.items()):
+        result = sub.concepts.get(concept)
+        if result is None:
+            report.add(concept, "lm-eval", False, f"{got.path}: concept '{concept}' is not in the submission")
+            continue
+        stored = next((s for s in result.strengths if s.m == strength), None)
+        if stored is None:
+            report.add(concept, "lm-eval", False, f"concepts.{concept}.strengths: no m={strength:g} in the submission")
+            continue
+        where = {pid: i for i, pid in enumerate(result.pair_ids)}
+        missing = [pid for pid in got.pair_ids if pid not in where]
+        if missing:
+            report.add(concept, "lm-eval", False, f"{got.path}: pair '{missing[0]}' is not in the submission's test split")
+            continue
+        rows = np.array([where[pid] for pid in got.pair_ids])
+        problems = []
+        for key in ("nll_pos", "nll_neg"):
+            old, new = np.asarray(getattr(stored, key))[rows], getattr(got.scores, key)
+            off = np.flatnonzero(np.abs(old - new) > RESCORE_NLL_ATOL + RESCORE_NLL_RTOL * np.abs(new))
+            if off.size:
+                j = int(off[0])
+                problems.append(f"{key} of pair {got.pair_ids[j]}: submission {old[j]!r}, lm-eval {new[j]!r} ({off.size} pair(s) off)")
+        report.add(concept, "lm-eval", not problems, "; ".join(problems))
