@@ -20,6 +20,8 @@ Checks, in order (every failure is a :class:`Check` naming the field at fault):
 
 from __future__ import annotations
 
+import functools
+
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -147,12 +149,27 @@ def check_numbers(report: VerifyReport) -> None:
 # --------------------------------------------------------------------------- suite
 
 
-def check_suite(report: VerifyReport, suite_dir: Path) -> None:
+def _suite_snapshot(suite_dir: Path):
+    """Suite hashes and test-pair ids, cached while no file under ``suite_dir`` changes
+    (a leaderboard checks many entries against one suite)."""
+    files = sorted(p for p in Path(suite_dir).rglob("*") if p.is_file())
+    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    return _suite_snapshot_cached(str(suite_dir), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _suite_snapshot_cached(suite_dir: str, _stamp: tuple):
     from .suite import suite_info
     from .tasks import load_concepts
 
+    info = suite_info(Path(suite_dir))
+    concepts = load_concepts(Path(suite_dir), sorted(info.concepts))
+    return info, {c.name: [p.id for p in c.test] for c in concepts}
+
+
+def check_suite(report: VerifyReport, suite_dir: Path) -> None:
     sub = report.submission
-    info = suite_info(suite_dir)
+    info, test_ids = _suite_snapshot(suite_dir)
     report.add(
         "suite", "suite", info.sha256 == sub.suite.sha256,
         f"suite.sha256 {sub.suite.sha256[:12]}… does not match the suite at {suite_dir} "
@@ -160,14 +177,12 @@ def check_suite(report: VerifyReport, suite_dir: Path) -> None:
     )  # fmt: skip
     if info.version != sub.suite.version and info.sha256 == sub.suite.sha256:
         report.add("suite", "suite", False, f"suite.version is {sub.suite.version!r} but the suite files are version {info.version!r}")
-    present = {name for name in sub.suite.concepts if name in info.concepts}
-    concepts = {c.name: c for c in load_concepts(suite_dir, sorted(present))}
     for name, sha in sorted(sub.suite.concepts.items()):
         if name not in info.concepts:
             report.add(name, "suite", False, f"suite.concepts.{name}: no such concept in {suite_dir}")
         elif info.concepts[name] != sha:
             report.add(name, "suite", False, f"suite.concepts.{name}: sha256 {sha[:12]}… does not match the task files ({info.concepts[name][:12]}…)")
-        elif [p.id for p in concepts[name].test] != sub.concepts[name].pair_ids:
+        elif test_ids[name] != sub.concepts[name].pair_ids:
             report.add(name, "suite", False, f"concepts.{name}.pair_ids: not the test split of {name} (all pairs, in file order)")
         else:
             report.add(name, "suite", True)
