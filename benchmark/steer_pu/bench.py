@@ -1,0 +1,191 @@
+"""``steer-pu bench``: the same vector sweep scored three ways in one process, side by side.
+
+(a) the steer-pu engine (:func:`~steer_pu.sweep.score_sweep`: one row per pair, layers < L
+once per batch, blocks ≥ L replayed per strength, vocabulary projection at completion
+positions only); (b) a plain loop (:func:`~steer_pu.scoring.score_pairs_plain` under the
+hook: one full forward per sequence per strength); (c) lm-eval's own ``steered`` model,
+one run per (concept, strength) with the vector exported as its config (model loading is
+timed apart). The work is a DiffMean vector per concept swept over DiffMean's declared
+grid on the test split. Reported: wall time, pairs/s, peak RSS, the ratios, agreement of
+mean PrefOdds / UtilOdds, and the engine's achieved GFLOP/s against this machine's
+measured dense-matmul peak.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import metrics
+from .encoding import EncodedPair, PromptFormat
+from .interventions import VectorIntervention
+from .methods import DiffMean, check_grid
+from .models import LoadedModel, decoder_layers
+from .pair_scores import PairScores
+from .scoring import length_batches, pack, score_pairs_plain
+from .sweep import score_sweep
+from .tasks import Concept
+
+
+@dataclass
+class Way:
+    """One way of scoring the sweep: its seconds, peak RSS and per-(concept, m) scores."""
+
+    name: str
+    seconds: float = 0.0
+    load_seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    scores: dict[str, dict[float, PairScores]] = field(default_factory=dict)
+
+    def means(self) -> tuple[float, float]:
+        """Mean PrefOdds and UtilOdds over every scored (pair, strength)."""
+        all_scores = [s for by_m in self.scores.values() for s in by_m.values()]
+        pref = np.concatenate([metrics.pref_logodds(s.nll_pos, s.nll_neg) for s in all_scores])
+        util = np.concatenate([metrics.util_logodds(s.nll_pos, s.nll_neg) for s in all_scores])
+        return float(pref.mean()), float(util.mean())
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def matmul_peak_gflops(size: int = 1024, seconds: float = 2.0) -> float:
+    """Best sustained fp32 GEMM rate over ~``seconds`` (the physical limit of this machine)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)  # warm-up
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(4):
+            torch.mm(a, b)
+        best = max(best, 4 * 2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def engine_flops(loaded: LoadedModel, layer: int, pairs: list[EncodedPair], n_steered: int, token_budget: int) -> float:
+    """Dense FLOPs the engine performs: a full pass per batch (padded tokens included), blocks ≥ L
+    again per non-zero strength, and the vocabulary projection at completion positions."""
+    model = loaded.model
+    blocks = decoder_layers(model)
+    linear = [sum(m.weight.numel() for m in b.modules() if isinstance(m, torch.nn.Linear)) for b in blocks]
+    hidden, vocab = model.config.hidden_size, model.config.vocab_size
+    total = 0.0
+    for batch in length_batches(pack(pairs), token_budget):
+        width = max(item.width for item in batch)
+        tokens = len(batch) * width
+        attention = 4 * width * hidden  # QKᵀ and AV per token per layer
+        scored = sum(item.pos_len + item.neg_len for item in batch)
+        lower = sum(2 * n + attention for n in linear[:layer]) * tokens
+        upper = sum(2 * n + attention for n in linear[layer:]) * tokens
+        total += lower + upper * (1 + n_steered) + 2 * hidden * vocab * scored * (1 + n_steered)
+    return total
+
+
+def run_engine(loaded, work, vectors, grid, token_budget) -> Way:
+    way = Way("steer-pu engine")
+    start = time.perf_counter()
+    for name, pairs in work.items():
+        way.scores[name] = score_sweep(loaded.model, pairs, vectors[name], grid, token_budget)
+    way.seconds, way.peak_rss_mb = time.perf_counter() - start, peak_rss_mb()
+    return way
+
+
+def run_plain(loaded, work, vectors, grid) -> Way:
+    way = Way("plain loop")
+    start = time.perf_counter()
+    for name, pairs in work.items():
+        way.scores[name] = {}
+        for m in grid:
+            with vectors[name].apply(loaded.model, m):
+                way.scores[name][m] = score_pairs_plain(loaded.model, pairs)
+    way.seconds, way.peak_rss_mb = time.perf_counter() - start, peak_rss_mb()
+    return way
+
+
+def run_lm_eval(loaded, concepts: dict[str, Concept], n_pairs: int, vectors, grid, dtype: str) -> Way:
+    """lm-eval 0.4.13's ``steered`` model, one run per (concept, m); model loading timed apart."""
+    import lm_eval
+    from lm_eval.models.hf_steered import SteeredModel
+    from lm_eval.tasks import TaskManager
+
+    from .export import export_steered
+    from .lm_eval_tasks import task_dir
+    from .lm_eval_tasks.generate import task_name
+    from .lm_eval_tasks.samples import read_samples_file
+
+    way = Way(f"lm-eval steered ({dtype})")
+    manager = TaskManager(include_path=str(task_dir()), metadata={"pretrained": str(loaded.path)})
+    with tempfile.TemporaryDirectory(prefix="steer-pu-bench-") as tmp:
+        for name in concepts:
+            way.scores[name] = {}
+            for m in grid:
+                cfg = export_steered(vectors[name], m, Path(tmp) / f"{name}-{m:g}.pt")
+                start = time.perf_counter()
+                lm = SteeredModel(pretrained=str(loaded.path), steer_path=str(cfg), device="cpu", dtype=dtype, batch_size=64)
+                loaded_at = time.perf_counter()
+                result = lm_eval.simple_evaluate(
+                    model=lm, tasks=[task_name(name)], task_manager=manager, limit=n_pairs, log_samples=True, verbosity="ERROR"
+                )
+                way.seconds += time.perf_counter() - loaded_at
+                way.load_seconds += loaded_at - start
+                rows = next(iter(result["samples"].values()))
+                path = Path(tmp) / f"samples_{name}_{m:g}.jsonl"
+                path.write_text("".join(__import__("json").dumps(r, default=str) + "\n" for r in rows))
+                way.scores[name][m] = read_samples_file(path, name).scores
+                del lm
+    way.peak_rss_mb = peak_rss_mb()
+    return way
+
+
+def bench(
+    loaded: LoadedModel,
+    concepts: list[Concept],
+    n_pairs: int | None,
+    token_budget: int,
+    with_plain: bool = True,
+    with_lm_eval: bool = True,
+    lm_eval_dtype: str = "float32",
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Run the ways side by side and return every figure (see the module docstring)."""
+    fmt = PromptFormat(loaded.tokenizer, loaded.use_chat_template)
+    layer = loaded.default_layer
+    grid = check_grid(list(DiffMean().strengths()))
+    log(f"fitting DiffMean vectors for {len(concepts)} concept(s) at layer {layer} (not timed)")
+    vectors: dict[str, VectorIntervention] = {c.name: DiffMean().fit(loaded, fmt, layer, c.train, 0) for c in concepts}
+    work = {c.name: fmt.encode_all(c.test[:n_pairs] if n_pairs else c.test) for c in concepts}
+    n_scored = sum(len(p) for p in work.values()) * len(grid)
+    log(f"work: {sum(len(p) for p in work.values())} test pairs × {len(grid)} strengths = {n_scored} pair scores")
+    peak = matmul_peak_gflops()
+    ways = [run_engine(loaded, work, vectors, grid, token_budget)]
+    log(f"  engine done in {ways[0].seconds:.1f} s")
+    if with_plain:
+        ways.append(run_plain(loaded, work, vectors, grid))
+        log(f"  plain loop done in {ways[-1].seconds:.1f} s")
+    if with_lm_eval:
+        n = n_pairs or max(len(c.test) for c in concepts)
+        ways.append(run_lm_eval(loaded, {c.name: c for c in concepts}, n, vectors, grid, lm_eval_dtype))
+        log(f"  lm-eval done in {ways[-1].seconds:.1f} s (+{ways[-1].load_seconds:.1f} s model loads)")
+    flops = sum(engine_flops(loaded, layer, pairs, sum(m != 0 for m in grid), token_budget) for pairs in work.values())
+    ref_pref, ref_util = ways[0].means()
+    rows = []
+    for way in ways:
+        pref, util = way.means()
+        rows.append({
+            "way": way.name, "seconds": way.seconds, "load_seconds": way.load_seconds, "pairs_per_s": n_scored / way.seconds,
+            "peak_rss_mb": way.peak_rss_mb, "speedup_of_engine": way.seconds / ways[0].seconds,
+            "mean_pref_logodds": pref, "mean_util_logodds": util,
+            "d_pref": abs(pref - ref_pref), "d_util": abs(util - ref_util),
+        })  # fmt: skip
+    return {
+        "model": loaded.name, "layer": layer, "strengths": grid, "pairs": n_scored // len(grid), "pair_scores": n_scored,
+        "threads": torch.get_num_threads(), "matmul_peak_gflops": peak,
+        "engine_gflops": flops / ways[0].seconds / 1e9, "engine_flops": flops, "ways": rows,
+    }  # fmt: skip

@@ -1,0 +1,63 @@
+"""``steer-pu bench``: the engine, a plain loop and lm-eval's steered model on the same sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from .cli import console, err_console, user_errors
+
+
+@user_errors
+def bench_command(
+    model: Annotated[str, typer.Option(help="registry name or local HF directory")] = "smollm2-135m",
+    quick: Annotated[bool, typer.Option(help="2 concepts × 6 test pairs (a couple of minutes)")] = False,
+    concepts: Annotated[Optional[str], typer.Option(help="comma-separated concepts (default: the whole suite)")] = None,
+    pairs: Annotated[Optional[int], typer.Option(help="first N test pairs per concept (default: all)")] = None,
+    plain: Annotated[bool, typer.Option(help="also time the plain one-sequence loop")] = True,
+    lm_eval: Annotated[bool, typer.Option("--lm-eval/--no-lm-eval", help="also time lm-eval's steered model")] = True,
+    lm_eval_dtype: Annotated[str, typer.Option(help="lm-eval model dtype (float32 is its fast default)")] = "float32",
+    threads: Annotated[int, typer.Option(help="torch threads")] = os.cpu_count() or 1,
+    token_budget: Annotated[int, typer.Option(help="engine tokens per forward batch")] = 8192,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures as JSON")] = None,
+) -> None:
+    """Time one vector sweep three ways in one process and print the ratios."""
+    import torch
+
+    from .bench import bench
+    from .io import atomic_write_json
+    from .models import load_model
+    from .tasks import default_suite_dir, load_concepts
+
+    torch.set_num_threads(threads)
+    names = [c.strip() for c in concepts.split(",")] if concepts else (["power_seeking", "ocean"] if quick else None)
+    n_pairs = pairs if pairs is not None else (6 if quick else None)
+    loaded = load_model(model)
+    figures = bench(
+        loaded, load_concepts(default_suite_dir(), names), n_pairs, token_budget,
+        with_plain=plain, with_lm_eval=lm_eval, lm_eval_dtype=lm_eval_dtype, log=err_console.print,
+    )  # fmt: skip
+    table = Table("way", "seconds", "pairs·strengths/s", "× engine time", "peak RSS MB", "mean PrefOdds", "mean UtilOdds", "|Δ| vs engine",
+                  title=f"{figures['pairs']} pairs × {len(figures['strengths'])} strengths on {model} ({figures['threads']} threads)")
+    for row in figures["ways"]:
+        load = f" (+{row['load_seconds']:.1f} load)" if row["load_seconds"] else ""
+        table.add_row(
+            row["way"], f"{row['seconds']:.1f}{load}", f"{row['pairs_per_s']:.1f}", f"{row['speedup_of_engine']:.2f}",
+            f"{row['peak_rss_mb']:.0f}", f"{row['mean_pref_logodds']:.6f}", f"{row['mean_util_logodds']:.6f}",
+            f"{row['d_pref']:.1e} / {row['d_util']:.1e}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"engine: {figures['engine_flops'] / 1e12:.2f} TFLOP in {figures['ways'][0]['seconds']:.1f} s = "
+        f"{figures['engine_gflops']:.1f} GFLOP/s; measured fp32 matmul peak {figures['matmul_peak_gflops']:.1f} GFLOP/s "
+        f"({figures['engine_gflops'] / figures['matmul_peak_gflops']:.0%})"
+    )
+    worst = max(max(r["d_pref"], r["d_util"]) for r in figures["ways"])
+    console.print(f"agreement of means (1e-4): {'PASS' if worst <= 1e-4 else f'FAIL (largest |Δ| {worst:.1e})'}")
+    if json_out:
+        atomic_write_json(json_out, figures)

@@ -1,0 +1,29 @@
+"""`steer-pu bench` machinery on a tiny model: the engine and the plain loop agree, figures are consistent."""
+
+from steer_pu.bench import bench, engine_flops, matmul_peak_gflops
+from steer_pu.encoding import PromptFormat
+from steer_pu.models import load_model
+from steer_pu.tasks import load_concepts
+
+
+def test_engine_and_plain_agree_and_figures_add_up(tiny_model_dir, tiny_suite):
+    loaded = load_model(str(tiny_model_dir))
+    figures = bench(loaded, load_concepts(tiny_suite), n_pairs=3, token_budget=256, with_lm_eval=False, log=lambda _: None)
+    engine, plain = figures["ways"]
+    assert engine["way"] == "steer-pu engine" and plain["way"] == "plain loop"
+    assert plain["d_pref"] < 1e-4 and plain["d_util"] < 1e-4
+    assert figures["pair_scores"] == 2 * 3 * len(figures["strengths"])  # two concepts, three pairs each
+    assert engine["pairs_per_s"] * engine["seconds"] == figures["pair_scores"]
+    assert figures["engine_flops"] > 0 and figures["matmul_peak_gflops"] > 0
+
+
+def test_flop_count_grows_with_the_strengths_replayed(tiny_model_dir, tiny_suite):
+    loaded = load_model(str(tiny_model_dir))
+    pairs = PromptFormat(loaded.tokenizer, True).encode_all(load_concepts(tiny_suite)[0].test)
+    one, three = (engine_flops(loaded, 2, pairs, n, 256) for n in (1, 3))
+    zero = engine_flops(loaded, 2, pairs, 0, 256)
+    assert three - one == 2 * (one - zero) > 0  # each extra strength costs the same replay
+
+
+def test_matmul_peak_is_measured():
+    assert matmul_peak_gflops(size=64, seconds=0.05) > 0
