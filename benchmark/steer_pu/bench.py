@@ -13,6 +13,7 @@ measured dense-matmul peak.
 
 from __future__ import annotations
 
+import json
 import resource
 import tempfile
 import time
@@ -137,7 +138,8 @@ def run_lm_eval(loaded, concepts: dict[str, Concept], n_pairs: int, vectors, gri
                 way.load_seconds += loaded_at - start
                 rows = next(iter(result["samples"].values()))
                 path = Path(tmp) / f"samples_{name}_{m:g}.jsonl"
-                path.write_text("".join(__import__("json").dumps(r, default=str) + "\n" for r in rows))
+                # through a samples file, so the bench reads lm-eval's output with the one reader users have
+                path.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
                 way.scores[name][m] = read_samples_file(path, name).scores
                 del lm
     way.peak_rss_mb = peak_rss_mb()

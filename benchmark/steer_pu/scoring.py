@@ -51,11 +51,15 @@ def pack(pairs: list[EncodedPair]) -> list[PackedPair]:
     ]
 
 
+def longest_first(items: list[PackedPair]) -> list[PackedPair]:
+    """Rows by decreasing width (ties by pair index): neighbours pad little when batched."""
+    return sorted(items, key=lambda s: (-s.width, s.index))
+
+
 def length_batches(items: list[PackedPair], token_budget: int) -> Iterator[list[PackedPair]]:
     """Group rows of similar length so that batch_size × max_len ≤ token_budget."""
-    ordered = sorted(items, key=lambda s: (-s.width, s.index))
     batch: list[PackedPair] = []
-    for item in ordered:
+    for item in longest_first(items):
         width = batch[0].width if batch else item.width
         if batch and (len(batch) + 1) * width > token_budget:
             yield batch

@@ -319,6 +319,11 @@ def _rerun(report: VerifyReport, loaded, suite_dir: Path, names: list[str], thre
     return scores, retrained
 
 
+def nll_mismatches(stored: np.ndarray, fresh: np.ndarray, atol: float, rtol: float) -> np.ndarray:
+    """Indices of pairs whose stored NLL is off the fresh one by more than atol + rtol·|fresh|."""
+    return np.flatnonzero(np.abs(stored - fresh) > atol + rtol * np.abs(fresh))
+
+
 def compare_scores(report: VerifyReport, name: str, scores: dict[float, PairScores], retrain: bool) -> None:
     """Per-pair NLLs of a re-score against the stored ones, then the FA they give."""
     from .frontier import concept_scores
@@ -341,7 +346,7 @@ def compare_scores(report: VerifyReport, name: str, scores: dict[float, PairScor
             old, new = np.asarray(getattr(stored, key)[:k]), getattr(fresh, key)
             diff = np.abs(old - new)
             worst = max(worst, float(diff.max()))
-            off = np.flatnonzero(diff > atol + rtol * np.abs(new))
+            off = nll_mismatches(old, new, atol, rtol)
             if off.size:
                 j = int(off[0])
                 problems.append(
@@ -480,7 +485,7 @@ def compare_lm_eval(report: VerifyReport, samples: Path, strength: float = 0.0) 
         problems = []
         for key in ("nll_pos", "nll_neg"):
             old, new = np.asarray(getattr(stored, key))[rows], getattr(got.scores, key)
-            off = np.flatnonzero(np.abs(old - new) > RESCORE_NLL_ATOL + RESCORE_NLL_RTOL * np.abs(new))
+            off = nll_mismatches(old, new, RESCORE_NLL_ATOL, RESCORE_NLL_RTOL)
             if off.size:
                 j = int(off[0])
                 problems.append(f"{key} of pair {got.pair_ids[j]}: submission {old[j]!r}, lm-eval {new[j]!r} ({off.size} pair(s) off)")

@@ -28,7 +28,7 @@ from ..encoding import EncodedPair
 from ..errors import SteerPuError
 from ..interventions import FORMS, Intervention
 from ..models import decoder_layers
-from ..scoring import CompletionIndex, PackedBatch, check_packable, pack
+from ..scoring import CompletionIndex, PackedBatch, check_packable, longest_first, pack
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def frozen(model: nn.Module) -> Iterator[None]:
 
 def prepare_batches(model: PreTrainedModel, layer: int, pairs: list[EncodedPair], batch_pairs: int) -> list[TrainBatch]:
     """Group pairs of similar length and run the unsteered model over each group once."""
-    items = sorted(pack(pairs), key=lambda item: (-item.width, item.index))
+    items = longest_first(pack(pairs))
     check_packable(model, items)
     batches = []
     with torch.no_grad():  # not inference_mode: the recorded tensors feed autograd later
