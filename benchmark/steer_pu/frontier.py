@@ -204,16 +204,14 @@ def concept_scores(sweep: Mapping[float, PairScores]) -> ConceptScores:
     p(m) is :func:`metrics.preference_score`, u(m) is :func:`metrics.utility_retention`
     relative to the m = 0 scores of the same pairs. m = 0 must be in the sweep.
     """
-    strengths = _check_sweep(sweep)
-    base = _by_strength(sweep, 0.0)
-    points = []
-    for m in strengths:
-        s = _by_strength(sweep, m)
-        p = metrics.preference_score(s.nll_pos, s.nll_neg)
-        u = metrics.utility_retention(
-            s.nll_pos, s.nll_neg, base.nll_pos, base.nll_neg, s.len_pos, s.len_neg
-        )
-        points.append(SweepPoint(m=m, u=u, p=p))
+    return _scores_from_terms(*_per_pair_terms(sweep))
+
+
+def _scores_from_terms(strengths: list[float], pref: FloatArray, delta: FloatArray) -> ConceptScores:
+    # p(m) = metrics.preference_score, u(m) = metrics.utility_retention, for all m at once
+    p_all = pref.mean(axis=0)
+    u_all = np.exp(np.minimum(0.0, delta.mean(axis=0)))
+    points = [SweepPoint(m=m, u=float(u), p=float(p)) for m, u, p in zip(strengths, u_all, p_all)]
     base_p = next(pt.p for pt in points if pt.m == 0.0)
     fa = frontier_area(points, base_p)
     fa_neg = frontier_area_negative(points, base_p) if strengths[0] < 0 else None
@@ -225,31 +223,47 @@ def concept_scores(sweep: Mapping[float, PairScores]) -> ConceptScores:
 # --------------------------------------------------------------------------- suite + bootstrap
 
 
-def _resampled_pu(sweep: Mapping[float, PairScores], idx: IntArray) -> tuple[FloatArray, FloatArray]:
-    """p and u of every strength under each pair resample: arrays of shape (n_boot, n_strengths).
+def _per_pair_terms(sweep: Mapping[float, PairScores]) -> tuple[list[float], FloatArray, FloatArray]:
+    """The strengths and the per-pair terms whose means are p and log u, shape (n_pairs, n_strengths).
 
-    ``idx`` (n_boot, n_pairs) holds the resampled pair indices, the same at every strength.
-    This is the batched form of :func:`metrics.preference_score` and
-    :func:`metrics.utility_retention` (per-pair terms from :mod:`metrics`, then the mean over
-    each resample); tests check it against those functions.
+    σ(PrefOdds) for p (:func:`metrics.preference_score`) and (ℓ(m) − ℓ(0)) / T̄ for u
+    (:func:`metrics.utility_retention`); tests check the means against those functions.
     """
     strengths = _check_sweep(sweep)
     base = _by_strength(sweep, 0.0)
     base_ll = metrics.valid_loglik(base.nll_pos, base.nll_neg)
-    p_cols, u_cols = [], []
+    pref_cols, delta_cols = [], []
     for m in strengths:
         s = _by_strength(sweep, m)
-        pref = metrics.sigmoid(metrics.pref_logodds(s.nll_pos, s.nll_neg))
-        delta = (metrics.valid_loglik(s.nll_pos, s.nll_neg) - base_ll) / ((s.len_pos + s.len_neg) / 2)
-        p_cols.append(pref[idx].mean(axis=-1))
-        u_cols.append(np.exp(np.minimum(0.0, delta[idx].mean(axis=-1))))
-    return np.stack(p_cols, axis=-1), np.stack(u_cols, axis=-1)
+        pref_cols.append(metrics.sigmoid(metrics.pref_logodds(s.nll_pos, s.nll_neg)))
+        delta_cols.append((metrics.valid_loglik(s.nll_pos, s.nll_neg) - base_ll) / ((s.len_pos + s.len_neg) / 2))
+    return strengths, np.stack(pref_cols, axis=-1), np.stack(delta_cols, axis=-1)
+
+
+def _resampled_pu(sweep: Mapping[float, PairScores], idx: IntArray) -> tuple[FloatArray, FloatArray]:
+    """p and u of every strength under each pair resample: arrays of shape (n_boot, n_strengths).
+
+    ``idx`` (n_boot, n_pairs) holds the resampled pair indices, the same at every strength.
+    """
+    return _resampled_from_terms(*_per_pair_terms(sweep)[1:], idx)
+
+
+def _resampled_from_terms(pref: FloatArray, delta: FloatArray, idx: IntArray) -> tuple[FloatArray, FloatArray]:
+    # A resample's mean is (how often it drew each pair) · (per-pair values) / n: one matmul
+    # for all strengths instead of gathering n_boot × n_pairs values per strength.
+    n_boot, n_pairs = idx.shape
+    draws = np.bincount((idx + n_pairs * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n_pairs)
+    weights = draws.reshape(n_boot, n_pairs) / n_pairs
+    return weights @ pref, np.exp(np.minimum(0.0, weights @ delta))
 
 
 def bootstrap_concept_fa(sweep: Mapping[float, PairScores], idx: IntArray) -> FloatArray:
     """FA of one concept under each pair resample in ``idx`` (n_boot, n_pairs): shape (n_boot,)."""
-    strengths = _check_sweep(sweep)
-    p, u = _resampled_pu(sweep, idx)
+    return _bootstrap_from_terms(*_per_pair_terms(sweep), idx)
+
+
+def _bootstrap_from_terms(strengths: list[float], pref: FloatArray, delta: FloatArray, idx: IntArray) -> FloatArray:
+    p, u = _resampled_from_terms(pref, delta, idx)
     base_p = p[:, strengths.index(0.0)]
     u_all = np.concatenate([u, np.ones_like(base_p)[:, None]], axis=-1)
     p_all = np.concatenate([p, base_p[:, None]], axis=-1)
@@ -277,9 +291,11 @@ def suite_score(
         raise ValueError(f"suite_score: n_boot must be at least 1, got {n_boot!r}")
     names = sorted(sweeps_by_concept)
     per_concept: dict[str, ConceptScores] = {}
+    terms = {}  # per-pair terms of each concept, shared by its point estimate and its resamples
     for name in names:
         _check_sweep(sweeps_by_concept[name], name=f"concept {name!r}")
-        per_concept[name] = concept_scores(sweeps_by_concept[name])
+        terms[name] = _per_pair_terms(sweeps_by_concept[name])
+        per_concept[name] = _scores_from_terms(*terms[name])
     mean_fa = float(np.mean([per_concept[name].fa for name in names]))
     rng = np.random.default_rng(seed)
     boot = np.zeros(n_boot)
@@ -287,7 +303,7 @@ def suite_score(
         sweep = sweeps_by_concept[name]
         n_pairs = _by_strength(sweep, 0.0).n_pairs
         idx = rng.integers(0, n_pairs, size=(n_boot, n_pairs))
-        boot += bootstrap_concept_fa(sweep, idx)
+        boot += _bootstrap_from_terms(*terms[name], idx)
     boot /= len(names)
     tail = (1.0 - ci) / 2 * 100
     low, high = np.percentile(boot, [tail, 100 - tail])

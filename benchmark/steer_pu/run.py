@@ -171,21 +171,19 @@ def score_control(
 
 def summarise(scores_by_strength: dict[float, PairScores]) -> list[dict[str, float]]:
     """Per strength: mean PrefOdds, mean UtilOdds, preference score p and utility retention u."""
-    base = scores_by_strength[0.0]
-    rows = []
-    for m in sorted(scores_by_strength):
-        s = scores_by_strength[m]
-        rows.append(
-            {
-                "m": m,
-                "pref_logodds": float(np.mean(metrics.pref_logodds(s.nll_pos, s.nll_neg))),
-                "util_logodds": float(np.mean(metrics.util_logodds(s.nll_pos, s.nll_neg))),
-                "p": metrics.preference_score(s.nll_pos, s.nll_neg),
-                "u": metrics.utility_retention(s.nll_pos, s.nll_neg, base.nll_pos, base.nll_neg, s.len_pos, s.len_neg),
-                "n": len(s.nll_pos),
-            }
-        )
-    return rows
+    from .frontier import concept_scores
+
+    strengths = sorted(scores_by_strength)
+    points = {pt.m: pt for pt in concept_scores(scores_by_strength).points}  # p and u of every strength
+    # the log-odds are per pair: one call on (strengths × pairs) arrays for the whole sweep
+    nll_pos = np.stack([scores_by_strength[m].nll_pos for m in strengths])
+    nll_neg = np.stack([scores_by_strength[m].nll_neg for m in strengths])
+    pref = metrics.pref_logodds(nll_pos, nll_neg).mean(axis=1)
+    util = metrics.util_logodds(nll_pos, nll_neg).mean(axis=1)
+    return [
+        {"m": m, "pref_logodds": float(pref[i]), "util_logodds": float(util[i]), "p": points[m].p, "u": points[m].u, "n": nll_pos.shape[1]}
+        for i, m in enumerate(strengths)
+    ]
 
 
 def load_scores(out: Path, concept: str, method_form: str) -> dict[float, PairScores]:

@@ -115,29 +115,40 @@ def check_numbers(report: VerifyReport) -> None:
     from .run import summarise
 
     sub = report.submission
-    sweeps = {}
+    sweeps, rows = {}, {}
     for name, result in sorted(sub.concepts.items()):
         try:
-            sweep = sweep_of(result)
-            rows, cs = summarise(sweep), concept_scores(sweep)
+            sweeps[name] = sweep_of(result)
+            rows[name] = summarise(sweeps[name])
         except ValueError as exc:  # the schema rules this out; never a traceback if it slips through
             report.add(name, "numbers", False, f"concepts.{name}: {exc}")
+            sweeps.pop(name, None)
+    stored = sub.suite_score
+    score = None
+    if len(sweeps) == len(sub.concepts):
+        try:  # computes every concept's FA once, for the per-concept checks below as well
+            score = suite_score(sweeps, n_boot=stored.n_boot, seed=sub.seeds.bootstrap, ci=stored.ci)
+        except ValueError:
+            score = None
+    for name, sweep in sweeps.items():
+        result = sub.concepts[name]
+        try:
+            cs = score.per_concept[name] if score else concept_scores(sweep)
+        except ValueError as exc:
+            report.add(name, "numbers", False, f"concepts.{name}: {exc}")
             continue
-        sweeps[name] = sweep
         bad = []
-        for i, (stored, row) in enumerate(zip(result.strengths, rows)):
+        for i, (stored_row, row) in enumerate(zip(result.strengths, rows[name])):
             for key in ("pref_logodds", "util_logodds", "p", "u"):
-                if not _close(getattr(stored, key), row[key], RECOMPUTE_ATOL):
-                    bad.append(f"concepts.{name}.strengths.{i}.{key} (m={stored.m:g}) is {getattr(stored, key)!r}, recomputed {row[key]!r}")
+                if not _close(getattr(stored_row, key), row[key], RECOMPUTE_ATOL):
+                    bad.append(f"concepts.{name}.strengths.{i}.{key} (m={stored_row.m:g}) is {getattr(stored_row, key)!r}, recomputed {row[key]!r}")
         for key in ("base_p", "fa", "fa_gain", "fa_negative"):
             if not _close(getattr(result, key), getattr(cs, key), RECOMPUTE_ATOL):
                 bad.append(f"concepts.{name}.{key} is {getattr(result, key)!r}, recomputed {getattr(cs, key)!r}")
         report.add(name, "numbers", not bad, bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "") if bad else "")
-    stored = sub.suite_score
-    if len(sweeps) != len(sub.concepts):
+    if score is None:
         report.add("suite", "numbers", False, "suite_score: not recomputed, a concept's numbers are unusable")
         return
-    score = suite_score(sweeps, n_boot=stored.n_boot, seed=sub.seeds.bootstrap, ci=stored.ci)
     bad = [
         f"suite_score.{key} is {getattr(stored, key)!r}, recomputed {getattr(score, key)!r}"
         for key in ("mean_fa", "ci_low", "ci_high")
