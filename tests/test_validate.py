@@ -169,10 +169,37 @@ def test_choice_labels_and_balance(suite):
     edit(test, 1, lambda r: r | {"positive": "yes", "negative": "No"})
     edit(test, 3, lambda r: r | {"prompt": r["prompt"].replace("Answer with Yes or No.", "Reply please.")})
     assert found(suite) == [
-        "alpha/test.jsonl:1: choice completions must be exactly 'Yes' and 'No' (got 'yes' / 'No')",
+        "alpha/test.jsonl:1: choice completions must be 'Yes' and 'No', or 'Yes, <reason>' and 'No, <reason>' (got 'yes' / 'No')",
         "alpha/test.jsonl:3: choice prompt must end with 'Answer with Yes or No.'",
         "alpha/test.jsonl: positive is 'Yes' in 42% of pairs (needs 45%–55%)",
     ]
+
+
+def reasoned(record: dict) -> dict:
+    """A bare choice pair turned into the reasoned style: 'Yes, <reason>.' / 'No, <reason>.'."""
+    return record | {
+        "prompt": record["prompt"].replace("Answer with Yes or No.", "Answer Yes or No, then give your reason in one short sentence."),
+        "positive": f"{record['positive']}, I {gibberish(6)}.",
+        "negative": f"{record['negative']}, I {gibberish(6)}.",
+    }
+
+
+def test_reasoned_choice_answers(suite):
+    for split, n in (("train", 100), ("test", 50)):
+        for line in range(1, n + 1):
+            edit(suite / "alpha" / f"{split}.jsonl", line, reasoned)
+    assert found(suite) == []
+    [alpha] = [c for c in validate(suite).concepts if c.name == "alpha"]
+    assert alpha.splits["test"].yes_fraction == 0.5  # read from the answer's first word
+    test = suite / "alpha" / "test.jsonl"
+    edit(test, 1, lambda r: r | {"negative": r["positive"]})  # both poles answer the same
+    edit(test, 2, lambda r: r | {"negative": r["negative"].split(", ")[0]})  # one bare, one reasoned
+    edit(test, 3, lambda r: r | {"positive": "Yes. " + r["positive"][5:]})  # no comma after the answer
+    edit(test, 5, lambda r: r | {"prompt": r["prompt"].replace("then give your reason in one short sentence.", "Answer with Yes or No.")})
+    problems = [p for p in found(suite) if "poles unbalanced" not in p]  # line 2's bare pole is also short
+    assert [p.split(": ")[0] for p in problems] == ["alpha/test.jsonl:1", "alpha/test.jsonl:2", "alpha/test.jsonl:3", "alpha/test.jsonl:5"]
+    assert all("choice completions must be" in p for p in problems[:3])
+    assert problems[3].endswith("choice prompt must end with 'Answer Yes or No, then give your reason in one short sentence.'")
 
 
 def test_length_problems(suite):

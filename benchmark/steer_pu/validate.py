@@ -28,8 +28,10 @@ MAX_COMPLETION_WORDS = 40
 NEAR_DUP_CONTAINMENT = 0.6  # |A∩B| / min(|A|, |B|) over word 3-grams
 NEAR_DUP_MIN_SHARED = 3  # fewer shared 3-grams than this is never a near-duplicate
 FRAMING_MIN_PROMPTS, FRAMING_FRACTION = 5, 0.02  # a 3-gram this common is framing, not content
-CHOICE_SUFFIX = "Answer with Yes or No."
+CHOICE_SUFFIX = "Answer with Yes or No."  # bare answers, as persona imports bring them
+CHOICE_REASON_SUFFIX = "Answer Yes or No, then give your reason in one short sentence."
 CHOICE_ANSWERS = frozenset({"Yes", "No"})
+_REASONED = re.compile(r"^(Yes|No), \S")
 INTEGRITY = frozenset({"encoding", "schema", "card", "id", "choice"})
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _QUOTED = re.compile(r"[\"“](.+)[\"”]", re.S)
@@ -84,6 +86,19 @@ class _Row:
     path: Path
     line: int
     pair: Pair
+
+
+def choice_answer(completion: str) -> str | None:
+    """The Yes or No a choice completion gives: bare (``Yes``) or reasoned (``Yes, <reason>``)."""
+    if completion in CHOICE_ANSWERS:
+        return completion
+    match = _REASONED.match(completion)
+    return match.group(1) if match else None
+
+
+def choice_suffix(completion: str) -> str:
+    """The prompt ending that asks for this style of answer."""
+    return CHOICE_SUFFIX if completion in CHOICE_ANSWERS else CHOICE_REASON_SUFFIX
 
 
 def words(text: str) -> int:
@@ -166,10 +181,19 @@ def _check_pair(row: _Row, prefix: str, fmt: str | None, problems: list[Problem]
     if not pair.id.startswith(prefix) or pair.id == prefix:
         problems.append(Problem(path, f"field 'id': '{pair.id}' must start with '{prefix}'", line, "id"))
     if fmt == "choice":
-        if {pair.positive, pair.negative} != CHOICE_ANSWERS:
-            problems.append(Problem(path, f"choice completions must be exactly 'Yes' and 'No' (got '{pair.positive}' / '{pair.negative}')", line, "choice"))
-        if not pair.prompt.endswith(CHOICE_SUFFIX):
-            problems.append(Problem(path, f"choice prompt must end with '{CHOICE_SUFFIX}'", line, "prompt"))
+        answers = {choice_answer(pair.positive), choice_answer(pair.negative)}
+        bare = {pair.positive in CHOICE_ANSWERS, pair.negative in CHOICE_ANSWERS}
+        if answers != CHOICE_ANSWERS or len(bare) > 1:
+            problems.append(
+                Problem(
+                    path,
+                    f"choice completions must be 'Yes' and 'No', or 'Yes, <reason>' and 'No, <reason>' (got '{pair.positive}' / '{pair.negative}')",
+                    line,
+                    "choice",
+                )
+            )
+        elif not pair.prompt.endswith(suffix := choice_suffix(pair.positive)):
+            problems.append(Problem(path, f"choice prompt must end with '{suffix}'", line, "prompt"))
         if not _QUOTED.search(pair.prompt):
             problems.append(Problem(path, "choice prompt has no quoted statement", line, "prompt"))
     counts = {pole: words(getattr(pair, pole)) for pole in ("positive", "negative")}
@@ -223,7 +247,7 @@ def _summarise(rows: list[_Row], fmt: str | None) -> SplitSummary:
     n = max(len(rows), 1)
     positive = sum(words(r.pair.positive) for r in rows) / n
     negative = sum(words(r.pair.negative) for r in rows) / n
-    yes = sum(r.pair.positive == "Yes" for r in rows) / n if rows and fmt == "choice" else None
+    yes = sum(choice_answer(r.pair.positive) == "Yes" for r in rows) / n if rows and fmt == "choice" else None
     return SplitSummary(len(rows), positive, negative, yes)
 
 
