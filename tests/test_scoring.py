@@ -1,6 +1,7 @@
 """Batched scoring equals the plain one-sequence reference; completions are counted exactly."""
 
 import numpy as np
+import pytest
 import torch
 
 from steer_pu.encoding import PromptFormat
@@ -57,8 +58,9 @@ def test_nll_hand_check_on_one_completion(tiny_model, tiny_tokenizer, tiny_suite
     assert abs(score_pairs(tiny_model, [pair]).nll_neg[0] - expected) < 1e-5
 
 
-def test_sweep_equals_per_strength_scoring(tiny_model, tiny_tokenizer, tiny_suite):
-    from steer_pu.interventions import LoRAIntervention
+@pytest.mark.parametrize("per_replay", [1, 2, 3])
+def test_sweep_equals_per_strength_scoring(tiny_model, tiny_tokenizer, tiny_suite, per_replay):
+    from steer_pu.interventions import LocalWeightIntervention, LoRAIntervention
     from steer_pu.sweep import score_sweep
 
     pairs = encoded(tiny_tokenizer, tiny_suite)
@@ -66,9 +68,10 @@ def test_sweep_equals_per_strength_scoring(tiny_model, tiny_tokenizer, tiny_suit
     for intervention in (
         VectorIntervention(2, {"vector": torch.randn(32, generator=g)}),
         LoRAIntervention(1, {"lora_A": torch.randn(4, 64, generator=g), "lora_B": torch.randn(32, 4, generator=g)}),
+        LocalWeightIntervention(1, {"delta_weight": 0.05 * torch.randn(32, 64, generator=g), "delta_bias": 0.1 * torch.randn(32, generator=g)}),
     ):
-        grid = [-2.0, 0.0, 1.0, 4.0]
-        swept = score_sweep(tiny_model, pairs, intervention, grid, token_budget=300)
+        grid = [-2.0, 0.0, 1.0, 4.0]  # 3 steered strengths: replays of 1, 2 + 1, or all 3 at once
+        swept = score_sweep(tiny_model, pairs, intervention, grid, token_budget=300, strengths_per_replay=per_replay)
         for m in grid:
             if m == 0:
                 expected = score_pairs(tiny_model, pairs)

@@ -70,7 +70,9 @@ def matmul_peak_gflops(size: int = 1024, seconds: float = 2.0) -> float:
     return best
 
 
-def engine_flops(loaded: LoadedModel, layer: int, pairs: list[EncodedPair], n_steered: int, token_budget: int) -> float:
+def engine_flops(
+    loaded: LoadedModel, layer: int, pairs: list[EncodedPair], n_steered: int, token_budget: int, strengths_per_replay: int = 1
+) -> float:
     """Dense FLOPs the engine performs: a full pass per batch (padded tokens included), blocks ≥ L
     again per non-zero strength, and the vocabulary projection at completion positions."""
     model = loaded.model
@@ -78,7 +80,7 @@ def engine_flops(loaded: LoadedModel, layer: int, pairs: list[EncodedPair], n_st
     linear = [sum(m.weight.numel() for m in b.modules() if isinstance(m, torch.nn.Linear)) for b in blocks]
     hidden, vocab = model.config.hidden_size, model.config.vocab_size
     total = 0.0
-    for batch in length_batches(pack(pairs), token_budget):
+    for batch in length_batches(pack(pairs), max(1, token_budget // strengths_per_replay)):
         width = max(item.width for item in batch)
         tokens = len(batch) * width
         attention = 4 * width * hidden  # QKᵀ and AV per token per layer
@@ -89,11 +91,11 @@ def engine_flops(loaded: LoadedModel, layer: int, pairs: list[EncodedPair], n_st
     return total
 
 
-def run_engine(loaded, work, vectors, grid, token_budget) -> Way:
-    way = Way("steer-pu engine")
+def run_engine(loaded, work, vectors, grid, token_budget, strengths_per_replay: int = 1) -> Way:
+    way = Way("steer-pu engine" + (f" ({strengths_per_replay} strengths per replay)" if strengths_per_replay > 1 else ""))
     start = time.perf_counter()
     for name, pairs in work.items():
-        way.scores[name] = score_sweep(loaded.model, pairs, vectors[name], grid, token_budget)
+        way.scores[name] = score_sweep(loaded.model, pairs, vectors[name], grid, token_budget, strengths_per_replay)
     way.seconds, way.peak_rss_mb = time.perf_counter() - start, peak_rss_mb()
     return way
 
@@ -155,6 +157,7 @@ def bench(
     with_lm_eval: bool = True,
     lm_eval_dtype: str = "float32",
     log: Callable[[str], None] = print,
+    strengths_per_replay: int = 1,
 ) -> dict:
     """Run the ways side by side and return every figure (see the module docstring)."""
     fmt = PromptFormat(loaded.tokenizer, loaded.use_chat_template)
@@ -166,7 +169,7 @@ def bench(
     n_scored = sum(len(p) for p in work.values()) * len(grid)
     log(f"work: {sum(len(p) for p in work.values())} test pairs × {len(grid)} strengths = {n_scored} pair scores")
     peak = matmul_peak_gflops()
-    ways = [run_engine(loaded, work, vectors, grid, token_budget)]
+    ways = [run_engine(loaded, work, vectors, grid, token_budget, strengths_per_replay)]
     log(f"  engine done in {ways[0].seconds:.1f} s")
     if with_plain:
         ways.append(run_plain(loaded, work, vectors, grid))
@@ -175,7 +178,8 @@ def bench(
         n = n_pairs or max(len(c.test) for c in concepts)
         ways.append(run_lm_eval(loaded, {c.name: c for c in concepts}, n, vectors, grid, lm_eval_dtype))
         log(f"  lm-eval done in {ways[-1].seconds:.1f} s (+{ways[-1].load_seconds:.1f} s model loads)")
-    flops = sum(engine_flops(loaded, layer, pairs, sum(m != 0 for m in grid), token_budget) for pairs in work.values())
+    n_steered = sum(m != 0 for m in grid)
+    flops = sum(engine_flops(loaded, layer, pairs, n_steered, token_budget, strengths_per_replay) for pairs in work.values())
     ref_pref, ref_util = ways[0].means()
     rows = []
     for way in ways:

@@ -44,13 +44,33 @@ class BlockRecorder:
         for handle in self.handles:
             handle.remove()
 
-    def replay(self, model: PreTrainedModel) -> torch.Tensor:
-        """Run the recorded blocks again from the recorded input; return final normed states."""
+    def replay(self, model: PreTrainedModel, copies: int = 1) -> torch.Tensor:
+        """Run the recorded blocks again from the recorded input; return final normed states.
+
+        ``copies`` > 1 stacks that many copies of the batch (rows ``k·B … (k+1)·B − 1`` are copy
+        k), so one replay can score several strengths: pass the intervention one strength per
+        row.
+        """
         hidden = self.hidden
+        batch = hidden.shape[0]
         for block, kwargs in zip(self.blocks, self.kwargs):
-            out = block(hidden, **kwargs)
+            if copies > 1:
+                kwargs = {k: _tile(v, copies, batch) for k, v in kwargs.items()}
+            out = block(_tile(hidden, copies, batch) if hidden is self.hidden else hidden, **kwargs)
             hidden = out[0] if isinstance(out, tuple) else out
         return model.model.norm(hidden)
+
+
+def _tile(value: Any, copies: int, batch: int) -> Any:
+    """``value`` repeated ``copies`` times along the batch dimension where it has one (masks,
+    rotary tables, hidden states); broadcast tensors (leading dim 1 ≠ batch) and non-tensors pass."""
+    if copies == 1:
+        return value
+    if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == batch:
+        return value.repeat(copies, *([1] * (value.ndim - 1)))
+    if isinstance(value, tuple):
+        return tuple(_tile(v, copies, batch) for v in value)
+    return value
 
 
 def record_batch(model: PreTrainedModel, layer: int, batch: PackedBatch) -> tuple[BlockRecorder, torch.Tensor]:

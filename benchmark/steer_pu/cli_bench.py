@@ -24,6 +24,7 @@ def bench_command(
     lm_eval_dtype: Annotated[str, typer.Option(help="lm-eval model dtype (float32 is its fast default)")] = "float32",
     threads: Annotated[int, typer.Option(help="torch threads")] = os.cpu_count() or 1,
     token_budget: Annotated[int, typer.Option(help="engine tokens per forward batch")] = 8192,
+    strengths_per_replay: Annotated[int, typer.Option(help="engine: strengths replayed together (pair batches shrink to keep the token budget)", min=1)] = 1,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures as JSON")] = None,
 ) -> None:
     """Time one vector sweep three ways in one process and print the ratios."""
@@ -41,6 +42,7 @@ def bench_command(
     figures = bench(
         loaded, load_concepts(default_suite_dir(), names), n_pairs, token_budget,
         with_plain=plain, with_lm_eval=lm_eval, lm_eval_dtype=lm_eval_dtype, log=err_console.print,
+        strengths_per_replay=strengths_per_replay,
     )  # fmt: skip
     table = Table("way", "seconds", "pairs·strengths/s", "× engine time", "peak RSS MB", "mean PrefOdds", "mean UtilOdds", "|Δ| vs engine",
                   title=f"{figures['pairs']} pairs × {len(figures['strengths'])} strengths on {model} ({figures['threads']} threads)")
