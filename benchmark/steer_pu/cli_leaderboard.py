@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -42,8 +41,7 @@ def leaderboard(
         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     console.print(f"leaderboard of {folder} on http://{address}:{port} (Ctrl-C stops it)", highlight=False, soft_wrap=True)
-    try:
-        code = subprocess.run(command, env=env, check=False).returncode
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+    sys.stdout.flush()
+    # Become the Streamlit server (no child process): a signal sent to this process — Ctrl-C,
+    # or a supervisor's SIGTERM — reaches the server itself and never leaves an orphan behind.
+    os.execve(sys.executable, command, env)

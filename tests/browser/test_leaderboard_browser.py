@@ -73,6 +73,9 @@ def served(tmp_path_factory):
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+        # steer-pu leaderboard must be the server, not its parent: nothing may still listen
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"a leaderboard server outlived steer-pu leaderboard on port {port}"
 
 
 @pytest.fixture(scope="module")
