@@ -51,25 +51,29 @@ class BlockRecorder:
         k), so one replay can score several strengths: pass the intervention one strength per
         row.
         """
-        hidden = self.hidden
-        batch = hidden.shape[0]
+        batch = self.hidden.shape[0]
+        tiled: dict[int, torch.Tensor] = {}  # blocks share their mask and rotary tables: tile each once
+        hidden = _tile(self.hidden, copies, batch, tiled)
         for block, kwargs in zip(self.blocks, self.kwargs):
             if copies > 1:
-                kwargs = {k: _tile(v, copies, batch) for k, v in kwargs.items()}
-            out = block(_tile(hidden, copies, batch) if hidden is self.hidden else hidden, **kwargs)
+                kwargs = {k: _tile(v, copies, batch, tiled) for k, v in kwargs.items()}
+            out = block(hidden, **kwargs)
             hidden = out[0] if isinstance(out, tuple) else out
         return model.model.norm(hidden)
 
 
-def _tile(value: Any, copies: int, batch: int) -> Any:
+def _tile(value: Any, copies: int, batch: int, tiled: dict[int, torch.Tensor]) -> Any:
     """``value`` repeated ``copies`` times along the batch dimension where it has one (masks,
-    rotary tables, hidden states); broadcast tensors (leading dim 1 ≠ batch) and non-tensors pass."""
+    rotary tables, hidden states); broadcast tensors (leading dim 1 ≠ batch) and non-tensors
+    pass. ``tiled`` maps ``id`` of an already tiled tensor to its copy."""
     if copies == 1:
         return value
     if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == batch:
-        return value.repeat(copies, *([1] * (value.ndim - 1)))
+        if id(value) not in tiled:
+            tiled[id(value)] = value.repeat(copies, *([1] * (value.ndim - 1)))
+        return tiled[id(value)]
     if isinstance(value, tuple):
-        return tuple(_tile(v, copies, batch) for v in value)
+        return tuple(_tile(v, copies, batch, tiled) for v in value)
     return value
 
 

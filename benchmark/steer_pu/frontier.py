@@ -207,11 +207,20 @@ def concept_scores(sweep: Mapping[float, PairScores]) -> ConceptScores:
     return _scores_from_terms(*_per_pair_terms(sweep))
 
 
-def _scores_from_terms(strengths: list[float], pref: FloatArray, delta: FloatArray) -> ConceptScores:
+def strength_points(sweep: Mapping[float, PairScores]) -> list[SweepPoint]:
+    """(m, u, p) of every strength of a sweep, ascending m (no frontier area computed)."""
+    return _points_from_terms(*_per_pair_terms(sweep))
+
+
+def _points_from_terms(strengths: list[float], pref: FloatArray, delta: FloatArray) -> list[SweepPoint]:
     # p(m) = metrics.preference_score, u(m) = metrics.utility_retention, for all m at once
     p_all = pref.mean(axis=0)
     u_all = np.exp(np.minimum(0.0, delta.mean(axis=0)))
-    points = [SweepPoint(m=m, u=float(u), p=float(p)) for m, u, p in zip(strengths, u_all, p_all)]
+    return [SweepPoint(m=m, u=float(u), p=float(p)) for m, u, p in zip(strengths, u_all, p_all)]
+
+
+def _scores_from_terms(strengths: list[float], pref: FloatArray, delta: FloatArray) -> ConceptScores:
+    points = _points_from_terms(strengths, pref, delta)
     base_p = next(pt.p for pt in points if pt.m == 0.0)
     fa = frontier_area(points, base_p)
     fa_neg = frontier_area_negative(points, base_p) if strengths[0] < 0 else None

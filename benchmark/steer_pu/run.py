@@ -171,10 +171,10 @@ def score_control(
 
 def summarise(scores_by_strength: dict[float, PairScores]) -> list[dict[str, float]]:
     """Per strength: mean PrefOdds, mean UtilOdds, preference score p and utility retention u."""
-    from .frontier import concept_scores
+    from .frontier import strength_points
 
     strengths = sorted(scores_by_strength)
-    points = {pt.m: pt for pt in concept_scores(scores_by_strength).points}  # p and u of every strength
+    points = {pt.m: pt for pt in strength_points(scores_by_strength)}
     # the log-odds are per pair: one call on (strengths × pairs) arrays for the whole sweep
     nll_pos = np.stack([scores_by_strength[m].nll_pos for m in strengths])
     nll_neg = np.stack([scores_by_strength[m].nll_neg for m in strengths])

@@ -47,10 +47,12 @@ def score_sweep(
             recorder, base = record_batch(model, intervention.layer, packed)
             if 0 in flat:
                 flat[0][where] = packed.index.nll(model, base)
+            rows = len(batch)
             for start in range(0, len(steered), strengths_per_replay):
                 group = steered[start : start + strengths_per_replay]
-                rows = len(batch)
-                with intervention.apply(model, torch.tensor(group, dtype=torch.float64).repeat_interleave(rows) if len(group) > 1 else group[0]):
+                # one strength per row of the stacked copies; a lone strength stays a scalar
+                strength = torch.tensor(group, dtype=torch.float64).repeat_interleave(rows) if len(group) > 1 else group[0]
+                with intervention.apply(model, strength):
                     hidden = recorder.replay(model, copies=len(group))
                 for k, m in enumerate(group):
                     flat[m][where] = packed.index.nll(model, hidden[k * rows : (k + 1) * rows])
