@@ -1,5 +1,6 @@
 """Runs end to end on a tiny local model: table, resume after a real kill, bit-for-bit repeats."""
 
+import json
 import os
 import signal
 import subprocess
@@ -38,6 +39,9 @@ def test_run_writes_table_and_repeats_bit_for_bit(tiny_model_dir, tiny_suite, tm
     assert (base.u == 1.0).all()
     assert ((table.p > 0) & (table.p < 1) & (table.u > 0) & (table.u <= 1)).all()
     assert (tmp_path / "a" / "artifacts" / "cheer" / "diffmean-vector" / "intervention.safetensors").is_file()
+    timing = json.loads((tmp_path / "a" / "timings" / "cheer.diffmean-vector.json").read_text())
+    assert set(timing) == {"fit_wall_s", "fit_cpu_s", "score_wall_s", "score_cpu_s", "scored_strengths"}
+    assert timing["scored_strengths"] == 4 and timing["score_wall_s"] > 0
 
     second = runner.invoke(app, run_args(tiny_model_dir, tiny_suite, tmp_path / "b"))
     assert second.exit_code == 0, second.output

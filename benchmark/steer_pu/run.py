@@ -8,7 +8,7 @@ arguments recomputes only what is missing and ends with the same files.
     RUN_DIR/artifacts/<concept>/<method>-<form>/   intervention.safetensors + meta.json
     RUN_DIR/scores/<concept>/<method>-<form>/m=+4.json   per-pair NLLs at strength 4
     RUN_DIR/results.csv                            per (concept, m): PrefOdds, UtilOdds, p, u
-    RUN_DIR/timings/<concept>.<method>-<form>.json training wall / CPU seconds (machine facts)
+    RUN_DIR/timings/<concept>.<method>-<form>.json training and scoring wall / CPU seconds (machine facts)
 """
 
 from __future__ import annotations
@@ -111,6 +111,14 @@ def _check_or_write_run_file(out: Path, config: RunConfig, provenance: dict[str,
 Control = Intervention | PromptControl
 
 
+def _record_timing(out: Path, unit: str, **seconds: float) -> None:
+    """Merge wall/CPU seconds into RUN_DIR/timings/<unit>.json (a resumed run records only what it redid)."""
+    path = out / TIMINGS_DIR / f"{unit}.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    record.update({k: round(v, 3) if isinstance(v, float) else v for k, v in seconds.items()})
+    atomic_write_json(path, record)
+
+
 def _fit_or_load(
     method: Method | None, loaded: LoadedModel, fmt: PromptFormat, config: RunConfig, concept: Concept, out: Path
 ) -> Control:
@@ -129,10 +137,8 @@ def _fit_or_load(
         wall, cpu = time.perf_counter(), time.process_time()
         control = method.fit(loaded, fmt, config.layer, concept.train, config.seed, card=concept.card)
         # Timings are facts about this machine, not part of the artifact: kept beside the run's files.
-        atomic_write_json(
-            out / TIMINGS_DIR / f"{concept.name}.{config.method}-{config.form}.json",
-            {"fit_wall_s": round(time.perf_counter() - wall, 3), "fit_cpu_s": round(time.process_time() - cpu, 3)},
-        )
+        _record_timing(out, f"{concept.name}.{config.method}-{config.form}",
+                       fit_wall_s=time.perf_counter() - wall, fit_cpu_s=time.process_time() - cpu)
         meta["hyperparams"] = method.hyperparams
         if getattr(method, "last_loss_history", None) is not None:
             meta["train_loss_per_epoch"] = method.last_loss_history
@@ -231,7 +237,11 @@ def execute(
         if todo:
             needs_steering = any(m != 0 for m in todo)
             control = _fit_or_load(method, loaded, fmt, config, concept, out) if needs_steering else None
-            for m, scores in score_control(loaded, control, fmt, concept.test, todo, config.token_budget).items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            scored = score_control(loaded, control, fmt, concept.test, todo, config.token_budget)
+            _record_timing(out, f"{concept.name}.{method_form}", score_wall_s=time.perf_counter() - wall,
+                           score_cpu_s=time.process_time() - cpu, scored_strengths=len(todo))
+            for m, scores in scored.items():
                 path = out / "scores" / concept.name / method_form / f"{strength_label(m)}.json"
                 atomic_write_json(
                     path, {"concept": concept.name, "strength": m, "ids": [p.id for p in concept.test], **scores.to_json()}
