@@ -25,12 +25,13 @@ import numpy as np
 import torch
 
 from . import metrics
-from .encoding import EncodedPair, PromptFormat
+from .encoding import PromptFormat
 from .interventions import VectorIntervention
 from .methods import DiffMean, check_grid
-from .models import LoadedModel, decoder_layers
+from .models import LoadedModel
 from .pair_scores import PairScores
-from .scoring import length_batches, pack, score_pairs_plain
+from .scoring import score_pairs_plain
+from .flops import sweep_flops
 from .sweep import score_sweep
 from .tasks import Concept
 
@@ -68,27 +69,6 @@ def matmul_peak_gflops(size: int = 1024, seconds: float = 2.0) -> float:
             torch.mm(a, b)
         best = max(best, 4 * 2 * size**3 / (time.perf_counter() - start) / 1e9)
     return best
-
-
-def engine_flops(
-    loaded: LoadedModel, layer: int, pairs: list[EncodedPair], n_steered: int, token_budget: int, strengths_per_replay: int = 1
-) -> float:
-    """Dense FLOPs the engine performs: a full pass per batch (padded tokens included), blocks ≥ L
-    again per non-zero strength, and the vocabulary projection at completion positions."""
-    model = loaded.model
-    blocks = decoder_layers(model)
-    linear = [sum(m.weight.numel() for m in b.modules() if isinstance(m, torch.nn.Linear)) for b in blocks]
-    hidden, vocab = model.config.hidden_size, model.config.vocab_size
-    total = 0.0
-    for batch in length_batches(pack(pairs), max(1, token_budget // strengths_per_replay)):
-        width = max(item.width for item in batch)
-        tokens = len(batch) * width
-        attention = 4 * width * hidden  # QKᵀ and AV per token per layer
-        scored = sum(item.pos_len + item.neg_len for item in batch)
-        lower = sum(2 * n + attention for n in linear[:layer]) * tokens
-        upper = sum(2 * n + attention for n in linear[layer:]) * tokens
-        total += lower + upper * (1 + n_steered) + 2 * hidden * vocab * scored * (1 + n_steered)
-    return total
 
 
 def run_engine(loaded, work, vectors, grid, token_budget, strengths_per_replay: int = 1) -> Way:
@@ -179,7 +159,7 @@ def bench(
         ways.append(run_lm_eval(loaded, {c.name: c for c in concepts}, n, vectors, grid, lm_eval_dtype))
         log(f"  lm-eval done in {ways[-1].seconds:.1f} s (+{ways[-1].load_seconds:.1f} s model loads)")
     n_steered = sum(m != 0 for m in grid)
-    flops = sum(engine_flops(loaded, layer, pairs, n_steered, token_budget, strengths_per_replay) for pairs in work.values())
+    flops = sum(sweep_flops(loaded.model, layer, pairs, n_steered, token_budget, strengths_per_replay) for pairs in work.values())
     ref_pref, ref_util = ways[0].means()
     rows = []
     for way in ways:

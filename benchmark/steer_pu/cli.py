@@ -189,9 +189,10 @@ from .cli_leaderboard import leaderboard  # noqa: E402
 
 app.command("leaderboard")(leaderboard)
 
-from .cli_bench import bench_command  # noqa: E402
+from .cli_bench import bench_command, cost_command  # noqa: E402
 
 app.command("bench")(bench_command)
+app.command("cost")(cost_command)
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from .cli import console, err_console, user_errors
@@ -63,3 +64,56 @@ def bench_command(
     console.print(f"agreement of means (1e-4): {'PASS' if worst <= 1e-4 else f'FAIL (largest |Δ| {worst:.1e})'}")
     if json_out:
         atomic_write_json(json_out, figures)
+
+
+@user_errors
+def cost_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run directories (each with run.json)")],
+    peak_gflops: Annotated[Optional[float], typer.Option(help="matmul peak to compare with (default: measured now at each run's thread count; measure on a quiet machine)")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures as JSON")] = None,
+) -> None:
+    """Each run's FLOPs (fit + sweep) beside its recorded wall time and the time they take at the matmul peak."""
+    import torch
+
+    from .bench import matmul_peak_gflops
+    from .io import atomic_write_json
+    from .models import load_model
+    from .run import read_run_file
+    from .run_cost import run_cost
+
+    table = Table("run", "method-form", "threads", "fit TFLOP", "sweep TFLOP", "floor TFLOP", "wall s", "GFLOP/s", "peak GFLOP/s",
+                  "s at peak (floor)", "wall ÷ floor time", title="Run cost: dense matmul FLOPs against recorded wall time")
+    peaks: dict[int, float] = {}
+    loaded_models: dict[str, object] = {}
+    records, sums = [], {"flops": 0.0, "floor": 0.0, "wall": 0.0, "limit": 0.0}
+    for run_dir in run_dirs:
+        config, _ = read_run_file(run_dir)
+        if config.model not in loaded_models:
+            loaded_models[config.model] = load_model(config.model)
+        if peak_gflops is None and config.threads not in peaks:
+            torch.set_num_threads(config.threads)
+            peaks[config.threads] = matmul_peak_gflops()
+        peak = peak_gflops or peaks[config.threads]
+        costs = run_cost(config, run_dir, loaded_models[config.model])
+        fit, sweep, floor = (sum(getattr(c, k) for c in costs) for k in ("fit_flops", "sweep_flops", "floor_flops"))
+        walls = [c.wall_s for c in costs]
+        wall = None if any(w is None for w in walls) else sum(walls)
+        limit = floor / (peak * 1e9)
+        records.append({"run": str(run_dir), "method": config.method, "form": config.form, "threads": config.threads,
+                        "fit_flops": fit, "sweep_flops": sweep, "floor_flops": floor, "wall_s": wall, "peak_gflops": peak,
+                        "seconds_at_peak": limit, "concepts": [c.__dict__ for c in costs]})
+        if wall is not None:
+            sums = {"flops": sums["flops"] + fit + sweep, "floor": sums["floor"] + floor, "wall": sums["wall"] + wall, "limit": sums["limit"] + limit}
+        table.add_row(
+            run_dir.name, f"{config.method}-{config.form}", str(config.threads), f"{fit / 1e12:.1f}", f"{sweep / 1e12:.1f}", f"{floor / 1e12:.1f}",
+            "not recorded" if wall is None else f"{wall:.0f}", "–" if wall is None else f"{(fit + sweep) / wall / 1e9:.1f}",
+            f"{peak:.1f}", f"{limit:.0f}", "–" if wall is None else f"{wall / limit:.2f}",
+        )  # fmt: skip
+    Console(width=max(console.width, 160), highlight=False).print(table)  # one line per run
+    if sums["wall"]:
+        console.print(
+            f"runs with recorded times: {sums['wall']:.0f} s wall for {sums['flops'] / 1e12:.1f} TFLOP executed "
+            f"({sums['floor'] / 1e12:.1f} TFLOP floor, {sums['limit']:.0f} s at peak): wall is {sums['wall'] / sums['limit']:.2f}× the limit"
+        )
+    if json_out:
+        atomic_write_json(json_out, {"runs": records})

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 from scipy.stats import spearmanr
 
 from . import fit as rq
@@ -33,7 +32,7 @@ from .errors import SteerPuError
 from .frontier import ConceptScores, SuiteScore, bootstrap_concept_fa, concept_scores, suite_score
 from .io import atomic_write_bytes, atomic_write_text
 from .pair_scores import PairScores
-from .run import RUN_FILE, RunConfig, load_scores, summarise
+from .run import RUN_FILE, RunConfig, load_scores, read_run_file, summarise
 
 # Claims-check thresholds (stated in the report next to every verdict).
 R2_MIN = 0.95  # the paper's "R² mostly ≥ 0.95" (Table 2)
@@ -116,26 +115,6 @@ def find_run_dirs(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def _read_run_file(run_dir: Path) -> tuple[RunConfig, dict[str, str]]:
-    """The run's config and the sha256 of each concept's task data it was scored on (if recorded)."""
-    path = run_dir / RUN_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SteerPuError(f"{path}: not readable JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
-        raise SteerPuError(f"{path}: field 'config' missing or not an object")
-    try:
-        config = RunConfig.model_validate(data["config"])
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(x) for x in ("config", *err["loc"]))
-        raise SteerPuError(f"{path}: field '{field}': {err['msg']}") from None
-    concepts = (data.get("provenance") or {}).get("concepts") or {}
-    shas = {name: str(rec["sha256"]) for name, rec in concepts.items() if isinstance(rec, dict) and "sha256" in rec}
-    return config, shas
-
-
 def _read_sweep(folder: Path, concept: str, run_dir: Path, method_form: str) -> dict[float, PairScores]:
     try:
         return load_scores(run_dir, concept, method_form)
@@ -166,7 +145,7 @@ def load_collection(paths: Sequence[Path]) -> Collection:
     sweeps: dict[tuple[str, str, str], Sweep] = {}
     task_sha: dict[str, tuple[str, Path]] = {}
     for run_dir in find_run_dirs(paths):
-        config, shas = _read_run_file(run_dir)
+        config, shas = read_run_file(run_dir)
         # Methods are compared pair by pair: every run must have scored the same task data.
         for concept, sha in shas.items():
             first = task_sha.setdefault(concept, (sha, run_dir))

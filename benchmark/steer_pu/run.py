@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 import transformers
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import __version__
 from . import metrics
@@ -106,6 +106,27 @@ def _check_or_write_run_file(out: Path, config: RunConfig, provenance: dict[str,
                 )
         return
     atomic_write_json(path, record)
+
+
+def read_run_file(run_dir: Path) -> tuple[RunConfig, dict[str, str]]:
+    """The run's config and the sha256 of each concept's task data it was scored on (if recorded)."""
+    path = run_dir / RUN_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SteerPuError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+        raise SteerPuError(f"{path}: field 'config' missing or not an object")
+    try:
+        config = RunConfig.model_validate(data["config"])
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(x) for x in ("config", *err["loc"]))
+        raise SteerPuError(f"{path}: field '{field}': {err['msg']}") from None
+    concepts = (data.get("provenance") or {}).get("concepts") or {}
+    shas = {name: str(rec["sha256"]) for name, rec in concepts.items() if isinstance(rec, dict) and "sha256" in rec}
+    return config, shas
+
 
 
 Control = Intervention | PromptControl

@@ -1,0 +1,96 @@
+"""What a run directory's work costs: its FLOPs (:mod:`.flops`) beside its recorded wall time.
+
+For each concept of a run: the fit (DiffMean's activation pass, or training; nothing for a
+ready artifact or prompting) and the strength sweep on the test split, counted both as
+executed (padded rows) and as the floor the tokens require. Wall seconds come from the
+run's ``timings/`` files; a run made before scoring times were recorded has fit times only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .encoding import PromptFormat
+from .errors import SteerPuError
+from .flops import diffmean_flops, plain_flops, sweep_flops, training_flops
+from .methods import PromptControl, check_grid, get_method
+from .methods.trained import TrainedMethod
+from .models import LoadedModel
+from .run import TIMINGS_DIR, RunConfig
+from .tasks import Concept, load_concepts
+
+
+@dataclass(frozen=True)
+class ConceptCost:
+    concept: str
+    fit_flops: float
+    sweep_flops: float
+    floor_flops: float  # fit + sweep without padding
+    fit_wall_s: float | None
+    score_wall_s: float | None
+
+    @property
+    def flops(self) -> float:
+        return self.fit_flops + self.sweep_flops
+
+    @property
+    def wall_s(self) -> float | None:
+        if self.fit_wall_s is None or self.score_wall_s is None:
+            return None
+        return self.fit_wall_s + self.score_wall_s
+
+
+def _fit_flops(config: RunConfig, loaded: LoadedModel, fmt: PromptFormat, concept: Concept, padded: bool) -> float:
+    if config.artifact or config.method == "prompting":
+        return 0.0
+    if config.method == "diffmean":
+        return diffmean_flops(loaded.model, config.layer, fmt.encode_all(concept.train), config.token_budget, padded)
+    method = get_method(config.method)(config.form, **config.hyperparams)
+    if not isinstance(method, TrainedMethod):
+        raise SteerPuError(f"method '{config.method}': no FLOP count for a plug-in method's fit")
+    hp = method.hyperparams
+    return training_flops(
+        loaded.model, config.layer, fmt.encode_all(concept.train), config.form, int(hp["epochs"]),
+        int(hp["batch_pairs"]), bool(hp["add_sub"]), int(hp.get("rank", 4)), padded,
+    )  # fmt: skip
+
+
+def _sweep_flops(config: RunConfig, loaded: LoadedModel, fmt: PromptFormat, concept: Concept, padded: bool) -> float:
+    grid = check_grid(config.strengths)
+    if config.method == "prompting":  # the input changes with m: every strength is a full pass
+        control = PromptControl.from_card(concept.card)
+        return sum(
+            plain_flops(loaded.model, control.format_for(fmt, m).encode_all(concept.test), config.token_budget, padded)
+            for m in grid
+        )
+    n_steered = sum(m != 0 for m in grid)
+    return sweep_flops(loaded.model, config.layer, fmt.encode_all(concept.test), n_steered, config.token_budget, padded=padded)
+
+
+def _timing(run_dir: Path, concept: str, method_form: str) -> dict[str, float]:
+    path = run_dir / TIMINGS_DIR / f"{concept}.{method_form}.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SteerPuError(f"{path}: not readable JSON ({exc})") from None
+
+
+def run_cost(config: RunConfig, run_dir: Path, loaded: LoadedModel) -> list[ConceptCost]:
+    """Per concept of the run: FLOPs of its fit and sweep, and the recorded wall seconds."""
+    fmt = PromptFormat(loaded.tokenizer, loaded.use_chat_template)
+    costs = []
+    for concept in load_concepts(Path(config.suite_dir), config.concepts):
+        timing = _timing(run_dir, concept.name, f"{config.method}-{config.form}")
+        fit_wall = timing.get("fit_wall_s", 0.0 if config.artifact or config.method == "prompting" else None)
+        costs.append(ConceptCost(
+            concept.name,
+            _fit_flops(config, loaded, fmt, concept, padded=True),
+            _sweep_flops(config, loaded, fmt, concept, padded=True),
+            _fit_flops(config, loaded, fmt, concept, padded=False) + _sweep_flops(config, loaded, fmt, concept, padded=False),
+            fit_wall, timing.get("score_wall_s"),
+        ))  # fmt: skip
+    return costs

@@ -1,0 +1,98 @@
+"""The FLOP accounting equals torch's own count of the matmuls each code path executes."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from steer_pu import flops
+from steer_pu.encoding import PromptFormat
+from steer_pu.interventions import VectorIntervention
+from steer_pu.methods.diffmean import completion_mean_activations
+from steer_pu.methods.trainer import TrainConfig, train_intervention
+from steer_pu.models import LoadedModel
+from steer_pu.scoring import score_pairs
+from steer_pu.sweep import score_sweep
+from steer_pu.tasks import load_concepts
+
+LAYER, BUDGET = 2, 300  # a budget small enough to split the pairs into several length batches
+
+
+@pytest.fixture()
+def counted_model(tiny_model):
+    # eager attention runs its two products as bmm, which the counter sees (CPU SDPA is not counted)
+    tiny_model.config._attn_implementation = "eager"
+    return tiny_model
+
+
+@pytest.fixture()
+def pairs(tiny_suite, tiny_tokenizer):
+    concept = load_concepts(tiny_suite, ["cheer"])[0]
+    return PromptFormat(tiny_tokenizer, True).encode_all(concept.train)
+
+
+def counted(work) -> int:
+    with FlopCounterMode(display=False) as counter:
+        work()
+    return counter.get_total_flops()
+
+
+def test_sweep_and_plain_pass(counted_model, pairs):
+    vector = VectorIntervention(LAYER, {"vector": torch.randn(32)})
+    grid = [-1.0, 0.0, 1.0, 2.0]
+    assert counted(lambda: score_sweep(counted_model, pairs, vector, grid, BUDGET)) == flops.sweep_flops(counted_model, LAYER, pairs, 3, BUDGET)
+    assert counted(lambda: score_pairs(counted_model, pairs, BUDGET)) == flops.plain_flops(counted_model, pairs, BUDGET)
+
+
+def test_diffmean_pass(counted_model, tiny_tokenizer, pairs):
+    loaded = LoadedModel("tiny", Path("."), counted_model, tiny_tokenizer, LAYER, True, "0" * 64)
+    assert counted(lambda: completion_mean_activations(loaded, LAYER, pairs, BUDGET)) == flops.diffmean_flops(counted_model, LAYER, pairs, BUDGET)
+
+
+@pytest.mark.parametrize("form", ["vector", "lora", "local_weight"])
+@pytest.mark.parametrize("add_sub", [True, False])
+def test_training(counted_model, pairs, form, add_sub):
+    config = TrainConfig(lr=0.01, epochs=2, batch_pairs=4, factors=(1.0, 2.0), add_sub=add_sub)
+    objective = lambda win, lose: -(win.logp - lose.logp).mean()  # noqa: E731
+    executed = counted(lambda: train_intervention(counted_model, LAYER, pairs, form, objective, config, seed=0))
+    assert executed == flops.training_flops(counted_model, LAYER, pairs, form, 2, 4, add_sub)
+
+
+def test_unpadded_is_the_floor(counted_model, pairs):
+    padded = flops.sweep_flops(counted_model, LAYER, pairs, 3, BUDGET)
+    unpadded = flops.sweep_flops(counted_model, LAYER, pairs, 3, BUDGET, padded=False)
+    assert 0 < unpadded < padded  # the tiny suite's pairs differ in length, so padding costs something
+
+
+def test_each_extra_strength_costs_one_replay(counted_model, pairs):
+    zero, one, three = (flops.sweep_flops(counted_model, LAYER, pairs, n, BUDGET) for n in (0, 1, 3))
+    assert three - one == 2 * (one - zero) > 0
+
+
+def test_cost_command_counts_a_runs_fit_and_sweep(tiny_model_dir, tiny_suite, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from steer_pu.cli import app
+    from steer_pu.models import load_model
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["run", "--model", str(tiny_model_dir), "--method", "sft", "--suite", str(tiny_suite), "--strengths", "-2,0,2,4",
+            "--layer", "1", "--threads", "1", "--hp", "epochs=1", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, ["cost", str(out), "--peak-gflops", "10", "--json", str(tmp_path / "cost.json")])
+    assert result.exit_code == 0, result.output
+    assert "sft-vector" in result.output and "wall is" in result.output
+    record = json.loads((tmp_path / "cost.json").read_text())["runs"][0]
+
+    loaded = load_model(str(tiny_model_dir))
+    concept = load_concepts(tiny_suite, ["cheer"])[0]
+    fmt = PromptFormat(loaded.tokenizer, True)
+    cheer = next(c for c in record["concepts"] if c["concept"] == "cheer")
+    assert cheer["sweep_flops"] == flops.sweep_flops(loaded.model, 1, fmt.encode_all(concept.test), 3, 8192)
+    assert cheer["fit_flops"] == flops.training_flops(loaded.model, 1, fmt.encode_all(concept.train), "vector", 1, 10, True)
+    assert record["fit_flops"] == sum(c["fit_flops"] for c in record["concepts"])  # both concepts of the run
+    assert record["wall_s"] > 0 and record["seconds_at_peak"] == record["floor_flops"] / 10e9
