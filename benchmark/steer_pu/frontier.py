@@ -232,13 +232,13 @@ def _scores_from_terms(strengths: list[float], pref: FloatArray, delta: FloatArr
 # --------------------------------------------------------------------------- suite + bootstrap
 
 
-def _per_pair_terms(sweep: Mapping[float, PairScores]) -> tuple[list[float], FloatArray, FloatArray]:
+def _per_pair_terms(sweep: Mapping[float, PairScores], name: str = "sweep") -> tuple[list[float], FloatArray, FloatArray]:
     """The strengths and the per-pair terms whose means are p and log u, shape (n_pairs, n_strengths).
 
     σ(PrefOdds) for p (:func:`metrics.preference_score`) and (ℓ(m) − ℓ(0)) / T̄ for u
     (:func:`metrics.utility_retention`); tests check the means against those functions.
     """
-    strengths = _check_sweep(sweep)
+    strengths = _check_sweep(sweep, name=name)
     base = _by_strength(sweep, 0.0)
     base_ll = metrics.valid_loglik(base.nll_pos, base.nll_neg)
     pref_cols, delta_cols = [], []
@@ -302,8 +302,7 @@ def suite_score(
     per_concept: dict[str, ConceptScores] = {}
     terms = {}  # per-pair terms of each concept, shared by its point estimate and its resamples
     for name in names:
-        _check_sweep(sweeps_by_concept[name], name=f"concept {name!r}")
-        terms[name] = _per_pair_terms(sweeps_by_concept[name])
+        terms[name] = _per_pair_terms(sweeps_by_concept[name], name=f"concept {name!r}")
         per_concept[name] = _scores_from_terms(*terms[name])
     mean_fa = float(np.mean([per_concept[name].fa for name in names]))
     rng = np.random.default_rng(seed)
