@@ -109,7 +109,7 @@ def cost_command(
             "not recorded" if wall is None else f"{wall:.0f}", "–" if wall is None else f"{(fit + sweep) / wall / 1e9:.1f}",
             f"{peak:.1f}", f"{limit:.0f}", "–" if wall is None else f"{wall / limit:.2f}",
         )  # fmt: skip
-    Console(width=max(console.width, 160), highlight=False).print(table)  # one line per run
+    Console(width=max(console.width, 200), highlight=False).print(table)  # one line per run
     if sums["wall"]:
         console.print(
             f"runs with recorded times: {sums['wall']:.0f} s wall for {sums['flops'] / 1e12:.1f} TFLOP executed "
