@@ -133,7 +133,8 @@ def test_report_r2_table_and_claims(report_dir) -> None:
     assert "vector, SPLIT vs diffmean: SPLIT's FA is **higher**" in text
     assert "vector, SPLIT vs reps: SPLIT's FA is **higher**" in text
     assert "vector, SPLIT vs sft: **not measured** — sft-vector not in the runs" in text
-    assert "lora, SPLIT vs diffmean: **not measured** — split-lora, diffmean-lora not in the runs" in text
+    assert "lora, SPLIT vs sft: **not measured** — split-lora, sft-lora not in the runs" in text
+    assert "lora, SPLIT vs diffmean" not in text  # DiffMean has no LoRA form to compare
     assert re.search(r"SPLIT's\s+FA\s+is\s+higher", printed)  # the CLI echoes the claims (rendered Markdown)
 
 
