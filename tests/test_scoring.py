@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from steer_pu import scoring
 from steer_pu.encoding import PromptFormat
 from steer_pu.interventions import VectorIntervention
 from steer_pu.scoring import score_pairs, score_pairs_plain
@@ -36,6 +37,15 @@ def test_batched_equals_plain(tiny_model, tiny_tokenizer, tiny_suite):
         np.testing.assert_allclose(batched.nll_neg, plain.nll_neg, rtol=0, atol=1e-5)
         assert batched.len_pos.tolist() == [len(p.pos_ids) for p in pairs]
     assert (plain.nll_pos > 0).all() and not np.allclose(plain.nll_pos, plain.nll_neg)
+
+
+def test_vocabulary_projection_in_chunks_changes_nothing(tiny_model, tiny_tokenizer, tiny_suite, monkeypatch):
+    pairs = encoded(tiny_tokenizer, tiny_suite)
+    whole = score_pairs(tiny_model, pairs, token_budget=100_000)
+    monkeypatch.setattr(scoring, "PROJECTION_CHUNK", 7)  # many chunks, one ending mid-completion
+    chunked = score_pairs(tiny_model, pairs, token_budget=100_000)
+    np.testing.assert_allclose(chunked.nll_pos, whole.nll_pos, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(chunked.nll_neg, whole.nll_neg, rtol=0, atol=1e-9)
 
 
 def test_batched_equals_plain_under_steering(tiny_model, tiny_tokenizer, tiny_suite):

@@ -82,6 +82,9 @@ def output_logits(model: PreTrainedModel, hidden: torch.Tensor, dtype: torch.dty
 
 
 _PROMPT, _POS, _NEG, _PAD = 0, 1, 2, 3
+#: completion positions per vocabulary projection: with a 49k vocabulary, 1024 positions of
+#: float64 logits (plus logsumexp's temporary) stay under 1 GB whatever the token budget
+PROJECTION_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -113,10 +116,18 @@ class CompletionIndex:
         return cls(torch.tensor(rows), torch.tensor(cols), torch.tensor(targets), torch.tensor(owner), 2 * len(batch))
 
     def nll(self, model: PreTrainedModel, final_hidden: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """Summed NLL per completion from final (normed) hidden states: vocab projection only here."""
-        logits = output_logits(model, final_hidden[self.rows, self.cols], dtype)
-        token_nll = torch.logsumexp(logits, dim=-1) - logits.gather(1, self.targets[:, None])[:, 0]
+        """Summed NLL per completion from final (normed) hidden states: vocab projection only here,
+        ``PROJECTION_CHUNK`` positions at a time (a full batch's float64 logits would take GBs)."""
+        states = final_hidden[self.rows, self.cols]
+        token_nll = torch.cat([
+            _token_nll(output_logits(model, states[i : i + PROJECTION_CHUNK], dtype), self.targets[i : i + PROJECTION_CHUNK])
+            for i in range(0, states.shape[0], PROJECTION_CHUNK)
+        ])  # fmt: skip
         return torch.zeros(self.batch_size, dtype=dtype).index_add_(0, self.owner, token_nll)
+
+
+def _token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return torch.logsumexp(logits, dim=-1) - logits.gather(1, targets[:, None])[:, 0]
 
 
 @dataclass(frozen=True)
