@@ -112,7 +112,7 @@ def tasks_import(
     from .suite import MANIFEST_NAME
 
     result = import_concept(fmt.value, source, concept, suite, test_fraction, seed, license, concept_id, output_concept)
-    console.print(f"wrote {_relative(result.path)}: {result.train} train / {result.test} test pairs")
+    console.print(f"wrote {_relative(result.path)}: {result.train} train / {result.test} test pairs", soft_wrap=True)  # one greppable line
     if result.warnings:
         console.print(f"{len(result.warnings)} quality warning(s) `steer-pu tasks validate` will report, e.g.:")
         for p in result.warnings[:5]:
