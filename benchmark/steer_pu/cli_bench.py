@@ -73,6 +73,8 @@ def cost_command(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures as JSON")] = None,
 ) -> None:
     """Each run's FLOPs (fit + sweep) beside its recorded wall time and the time they take at the matmul peak."""
+    from dataclasses import asdict
+
     import torch
 
     from .bench import matmul_peak_gflops
@@ -96,17 +98,18 @@ def cost_command(
         peak = peak_gflops or peaks[config.threads]
         costs = run_cost(config, run_dir, loaded_models[config.model])
         fit, sweep, floor = (sum(getattr(c, k) for c in costs) for k in ("fit_flops", "sweep_flops", "floor_flops"))
+        executed = fit + sweep
         walls = [c.wall_s for c in costs]
         wall = None if any(w is None for w in walls) else sum(walls)
         limit = floor / (peak * 1e9)
         records.append({"run": str(run_dir), "method": config.method, "form": config.form, "threads": config.threads,
                         "fit_flops": fit, "sweep_flops": sweep, "floor_flops": floor, "wall_s": wall, "peak_gflops": peak,
-                        "seconds_at_peak": limit, "concepts": [c.__dict__ for c in costs]})
+                        "seconds_at_peak": limit, "concepts": [asdict(c) for c in costs]})
         if wall is not None:
-            sums = {"flops": sums["flops"] + fit + sweep, "floor": sums["floor"] + floor, "wall": sums["wall"] + wall, "limit": sums["limit"] + limit}
+            sums = {"flops": sums["flops"] + executed, "floor": sums["floor"] + floor, "wall": sums["wall"] + wall, "limit": sums["limit"] + limit}
         table.add_row(
             run_dir.name, f"{config.method}-{config.form}", str(config.threads), f"{fit / 1e12:.1f}", f"{sweep / 1e12:.1f}", f"{floor / 1e12:.1f}",
-            "not recorded" if wall is None else f"{wall:.0f}", "–" if wall is None else f"{(fit + sweep) / wall / 1e9:.1f}",
+            "not recorded" if wall is None else f"{wall:.0f}", "–" if wall is None else f"{executed / wall / 1e9:.1f}",
             f"{peak:.1f}", f"{limit:.0f}", "–" if wall is None else f"{wall / limit:.2f}",
         )  # fmt: skip
     Console(width=max(console.width, 200), highlight=False).print(table)  # one line per run

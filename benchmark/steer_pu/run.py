@@ -128,7 +128,6 @@ def read_run_file(run_dir: Path) -> tuple[RunConfig, dict[str, str]]:
     return config, shas
 
 
-
 Control = Intervention | PromptControl
 
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .encoding import PromptFormat
+from .encoding import EncodedPair, PromptFormat
 from .errors import SteerPuError
 from .flops import diffmean_flops, plain_flops, sweep_flops, training_flops
 from .methods import PromptControl, check_grid, get_method
@@ -32,41 +32,42 @@ class ConceptCost:
     score_wall_s: float | None
 
     @property
-    def flops(self) -> float:
-        return self.fit_flops + self.sweep_flops
-
-    @property
     def wall_s(self) -> float | None:
         if self.fit_wall_s is None or self.score_wall_s is None:
             return None
         return self.fit_wall_s + self.score_wall_s
 
 
-def _fit_flops(config: RunConfig, loaded: LoadedModel, fmt: PromptFormat, concept: Concept, padded: bool) -> float:
+def _fit_flops(config: RunConfig, loaded: LoadedModel, train: list[EncodedPair], padded: bool) -> float:
     if config.artifact or config.method == "prompting":
         return 0.0
     if config.method == "diffmean":
-        return diffmean_flops(loaded.model, config.layer, fmt.encode_all(concept.train), config.token_budget, padded)
+        return diffmean_flops(loaded.model, config.layer, train, config.token_budget, padded)
     method = get_method(config.method)(config.form, **config.hyperparams)
     if not isinstance(method, TrainedMethod):
         raise SteerPuError(f"method '{config.method}': no FLOP count for a plug-in method's fit")
     hp = method.hyperparams
     return training_flops(
-        loaded.model, config.layer, fmt.encode_all(concept.train), config.form, int(hp["epochs"]),
+        loaded.model, config.layer, train, config.form, int(hp["epochs"]),
         int(hp["batch_pairs"]), bool(hp["add_sub"]), int(hp.get("rank", 4)), padded,
     )  # fmt: skip
 
 
-def _sweep_flops(config: RunConfig, loaded: LoadedModel, fmt: PromptFormat, concept: Concept, padded: bool) -> float:
-    grid = check_grid(config.strengths)
+def _sweep_flops(config: RunConfig, loaded: LoadedModel, test_by_m: dict[float, list[EncodedPair]], padded: bool) -> float:
     if config.method == "prompting":  # the input changes with m: every strength is a full pass
+        return sum(plain_flops(loaded.model, test, config.token_budget, padded) for test in test_by_m.values())
+    n_steered = sum(m != 0 for m in test_by_m)
+    return sweep_flops(loaded.model, config.layer, test_by_m[0.0], n_steered, config.token_budget, padded=padded)
+
+
+def _encoded_test(config: RunConfig, fmt: PromptFormat, concept: Concept) -> dict[float, list[EncodedPair]]:
+    """The test pairs as scored at each strength: re-encoded per m for prompting, else shared."""
+    grid = check_grid(config.strengths)
+    if config.method == "prompting":
         control = PromptControl.from_card(concept.card)
-        return sum(
-            plain_flops(loaded.model, control.format_for(fmt, m).encode_all(concept.test), config.token_budget, padded)
-            for m in grid
-        )
-    n_steered = sum(m != 0 for m in grid)
-    return sweep_flops(loaded.model, config.layer, fmt.encode_all(concept.test), n_steered, config.token_budget, padded=padded)
+        return {m: control.format_for(fmt, m).encode_all(concept.test) for m in grid}
+    test = fmt.encode_all(concept.test)
+    return {m: test for m in grid}
 
 
 def _timing(run_dir: Path, concept: str, method_form: str) -> dict[str, float]:
@@ -86,11 +87,12 @@ def run_cost(config: RunConfig, run_dir: Path, loaded: LoadedModel) -> list[Conc
     for concept in load_concepts(Path(config.suite_dir), config.concepts):
         timing = _timing(run_dir, concept.name, f"{config.method}-{config.form}")
         fit_wall = timing.get("fit_wall_s", 0.0 if config.artifact or config.method == "prompting" else None)
+        train, test_by_m = fmt.encode_all(concept.train), _encoded_test(config, fmt, concept)
         costs.append(ConceptCost(
             concept.name,
-            _fit_flops(config, loaded, fmt, concept, padded=True),
-            _sweep_flops(config, loaded, fmt, concept, padded=True),
-            _fit_flops(config, loaded, fmt, concept, padded=False) + _sweep_flops(config, loaded, fmt, concept, padded=False),
+            _fit_flops(config, loaded, train, padded=True),
+            _sweep_flops(config, loaded, test_by_m, padded=True),
+            _fit_flops(config, loaded, train, padded=False) + _sweep_flops(config, loaded, test_by_m, padded=False),
             fit_wall, timing.get("score_wall_s"),
         ))  # fmt: skip
     return costs
