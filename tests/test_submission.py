@@ -163,8 +163,14 @@ def test_submit_refuses_bad_name_incomplete_and_partial_runs_writing_nothing(bas
     (run / "run.json").write_text(json.dumps(record))
     with pytest.raises(SteerPuError, match="field 'config.concepts': a submission covers the whole suite; the run lacks calm"):
         build_submission(run, "x", "x")
-    with pytest.raises(SteerPuError, match="not found"):
+    with pytest.raises(SteerPuError, match="not found; is .* a run directory"):
         build_submission(tmp_path / "nowhere", "x", "x")
+    (run / "run.json").write_text("{not json")
+    with pytest.raises(SteerPuError, match=r"run\.json: not readable JSON"):
+        build_submission(run, "x", "x")
+    (run / "run.json").write_text(json.dumps({"config": record["config"], "provenance": []}))
+    with pytest.raises(SteerPuError, match=r"run\.json: field 'provenance' is not an object"):
+        build_submission(run, "x", "x")
     assert not out.parent.exists()
 
 

@@ -89,7 +89,7 @@ def cost_command(
     loaded_models: dict[str, object] = {}
     records, sums = [], {"flops": 0.0, "floor": 0.0, "wall": 0.0, "limit": 0.0}
     for run_dir in run_dirs:
-        config, _ = read_run_file(run_dir)
+        config = read_run_file(run_dir).config
         if config.model not in loaded_models:
             loaded_models[config.model] = load_model(config.model)
         if peak_gflops is None and config.threads not in peaks:

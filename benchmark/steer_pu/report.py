@@ -146,7 +146,8 @@ def load_collection(paths: Sequence[Path]) -> Collection:
     sweeps: dict[tuple[str, str, str], Sweep] = {}
     task_sha: dict[str, tuple[str, Path]] = {}
     for run_dir in find_run_dirs(paths):
-        config, shas = read_run_file(run_dir)
+        record = read_run_file(run_dir)
+        config, shas = record.config, record.concept_sha256
         # Methods are compared pair by pair: every run must have scored the same task data.
         for concept, sha in shas.items():
             first = task_sha.setdefault(concept, (sha, run_dir))

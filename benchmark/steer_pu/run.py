@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -108,24 +108,42 @@ def _check_or_write_run_file(out: Path, config: RunConfig, provenance: dict[str,
     atomic_write_json(path, record)
 
 
-def read_run_file(run_dir: Path) -> tuple[RunConfig, dict[str, str]]:
-    """The run's config and the sha256 of each concept's task data it was scored on (if recorded)."""
-    path = run_dir / RUN_FILE
+class RunRecord(NamedTuple):
+    """A run's ``run.json``: the config that determines its numbers and where they came from."""
+
+    config: RunConfig
+    provenance: dict[str, Any]
+
+    @property
+    def concept_sha256(self) -> dict[str, str]:
+        """sha256 of each concept's task data the run was scored on (where recorded)."""
+        concepts = self.provenance.get("concepts") or {}
+        return {
+            name: str(rec["sha256"]) for name, rec in concepts.items() if isinstance(rec, dict) and "sha256" in rec
+        }
+
+
+def read_run_file(run_dir: Path) -> RunRecord:
+    """Read and validate RUN_DIR/run.json; every problem is a SteerPuError naming the file and field."""
+    path = Path(run_dir) / RUN_FILE
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SteerPuError(f"{path}: not found; is {run_dir} a run directory?") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SteerPuError(f"{path}: not readable JSON ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         raise SteerPuError(f"{path}: field 'config' missing or not an object")
+    provenance = data.get("provenance", {})
+    if not isinstance(provenance, dict):
+        raise SteerPuError(f"{path}: field 'provenance' is not an object")
     try:
         config = RunConfig.model_validate(data["config"])
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(x) for x in ("config", *err["loc"]))
         raise SteerPuError(f"{path}: field '{field}': {err['msg']}") from None
-    concepts = (data.get("provenance") or {}).get("concepts") or {}
-    shas = {name: str(rec["sha256"]) for name, rec in concepts.items() if isinstance(rec, dict) and "sha256" in rec}
-    return config, shas
+    return RunRecord(config, provenance)
 
 
 Control = Intervention | PromptControl

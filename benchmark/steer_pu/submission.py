@@ -508,22 +508,14 @@ def build_submission(run_dir: Path, name: str, artifact_prefix: str | None, n_bo
     """
     from .frontier import concept_scores, suite_score
     from .models import load_model
-    from .run import RUN_FILE, RunConfig, load_scores
+    from .run import RUN_FILE, load_scores, read_run_file
     from .suite import suite_info
     from .tasks import concept_dirs, concept_sha256, load_concepts
 
     run_dir = Path(run_dir)
     run_file = run_dir / RUN_FILE
-    try:
-        record = json.loads(run_file.read_text(encoding="utf-8"))
-        config = RunConfig.model_validate(record["config"])
-        provenance = record["provenance"]
-    except FileNotFoundError:
-        raise SteerPuError(f"{run_file}: not found; is {run_dir} a run directory?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-        raise SteerPuError(f"{run_file}: not a valid run file ({type(exc).__name__}: {exc})") from None
-    except ValidationError as exc:
-        raise SteerPuError(f"{run_file}: config {first_error(exc)}") from None
+    record = read_run_file(run_dir)
+    config, provenance = record.config, record.provenance
     try:
         suite_dir = Path(config.suite_dir)
         all_concepts = [p.name for p in concept_dirs(suite_dir)]
@@ -536,8 +528,7 @@ def build_submission(run_dir: Path, name: str, artifact_prefix: str | None, n_bo
         )
     concepts = load_concepts(suite_dir, sorted(config.concepts))
     for concept in concepts:
-        recorded = provenance.get("concepts", {}).get(concept.name, {}).get("sha256")
-        if recorded != concept_sha256(concept.path):
+        if record.concept_sha256.get(concept.name) != concept_sha256(concept.path):
             raise SteerPuError(
                 f"{run_file}: field 'provenance.concepts.{concept.name}.sha256': the run used other task files "
                 "than the suite has now; re-run on the current suite"
