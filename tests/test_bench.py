@@ -1,5 +1,7 @@
 """`steer-pu bench` machinery on a tiny model: the engine and the plain loop agree, figures are consistent."""
 
+import pytest
+
 from steer_pu.bench import bench, matmul_peak_gflops
 from steer_pu.models import load_model
 from steer_pu.tasks import load_concepts
@@ -14,6 +16,9 @@ def test_engine_and_plain_agree_and_figures_add_up(tiny_model_dir, tiny_suite):
     assert figures["pair_scores"] == 2 * 3 * len(figures["strengths"])  # two concepts, three pairs each
     assert engine["pairs_per_s"] * engine["seconds"] == figures["pair_scores"]
     assert figures["engine_flops"] > 0 and figures["matmul_peak_gflops"] > 0
+    assert engine["flops"] == figures["engine_flops"] and engine["flops_of_engine"] == 1
+    assert plain["flops_of_engine"] > 1  # prompts encoded twice, logits at every position, every block per strength
+    assert plain["gflops"] * plain["seconds"] == pytest.approx(plain["flops"] / 1e9)
 
 
 def test_matmul_peak_is_measured():

@@ -12,7 +12,7 @@ from steer_pu.interventions import VectorIntervention
 from steer_pu.methods.diffmean import completion_mean_activations
 from steer_pu.methods.trainer import TrainConfig, train_intervention
 from steer_pu.models import LoadedModel
-from steer_pu.scoring import score_pairs
+from steer_pu.scoring import score_pairs, score_pairs_plain
 from steer_pu.sweep import score_sweep
 from steer_pu.tasks import load_concepts
 
@@ -43,6 +43,12 @@ def test_sweep_and_plain_pass(counted_model, pairs):
     grid = [-1.0, 0.0, 1.0, 2.0]
     assert counted(lambda: score_sweep(counted_model, pairs, vector, grid, BUDGET)) == flops.sweep_flops(counted_model, LAYER, pairs, 3, BUDGET)
     assert counted(lambda: score_pairs(counted_model, pairs, BUDGET)) == flops.plain_flops(counted_model, pairs, BUDGET)
+
+
+def test_one_sequence_per_completion(counted_model, pairs):
+    assert counted(lambda: score_pairs_plain(counted_model, pairs)) == flops.sequence_flops(counted_model, pairs)
+    # the reference path encodes every prompt twice and projects every position: more than the engine's pass
+    assert flops.sequence_flops(counted_model, pairs) > flops.plain_flops(counted_model, pairs, BUDGET, padded=False)
 
 
 def test_diffmean_pass(counted_model, tiny_tokenizer, pairs):

@@ -7,8 +7,10 @@ hook: one full forward per sequence per strength); (c) lm-eval's own ``steered``
 one run per (concept, strength) with the vector exported as its config (model loading is
 timed apart). The work is a DiffMean vector per concept swept over DiffMean's declared
 grid on the test split. Reported: wall time, pairs/s, peak RSS, the ratios, agreement of
-mean PrefOdds / UtilOdds, and the engine's achieved GFLOP/s against this machine's
-measured dense-matmul peak.
+mean PrefOdds / UtilOdds, and each way's dense FLOPs and achieved GFLOP/s against this
+machine's measured dense-matmul peak. (b) and (c) do the same work, one full forward per
+completion with logits at every position (:func:`~steer_pu.flops.sequence_flops`), so the
+FLOP ratio to the engine is the speed-up the engine would have at equal efficiency.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from .methods import DiffMean, check_grid
 from .models import LoadedModel
 from .pair_scores import PairScores
 from .scoring import score_pairs_plain
-from .flops import sweep_flops
+from .flops import sequence_flops, sweep_flops
 from .sweep import score_sweep
 from .tasks import Concept
 
@@ -160,11 +162,14 @@ def bench(
         log(f"  lm-eval done in {ways[-1].seconds:.1f} s (+{ways[-1].load_seconds:.1f} s model loads)")
     n_steered = sum(m != 0 for m in grid)
     flops = sum(sweep_flops(loaded.model, layer, pairs, n_steered, token_budget, strengths_per_replay) for pairs in work.values())
+    one_sequence_flops = len(grid) * sum(sequence_flops(loaded.model, pairs) for pairs in work.values())
     ref_pref, ref_util = ways[0].means()
     rows = []
-    for way in ways:
+    for i, way in enumerate(ways):
         pref, util = way.means()
+        way_flops = flops if i == 0 else one_sequence_flops
         rows.append({
+            "flops": way_flops, "gflops": way_flops / way.seconds / 1e9, "flops_of_engine": way_flops / flops,
             "way": way.name, "seconds": way.seconds, "load_seconds": way.load_seconds, "pairs_per_s": n_scored / way.seconds,
             "peak_rss_mb": way.peak_rss_mb, "speedup_of_engine": way.seconds / ways[0].seconds,
             "mean_pref_logodds": pref, "mean_util_logodds": util,

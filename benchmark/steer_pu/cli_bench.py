@@ -45,20 +45,22 @@ def bench_command(
         with_plain=plain, with_lm_eval=lm_eval, lm_eval_dtype=lm_eval_dtype, log=err_console.print,
         strengths_per_replay=strengths_per_replay,
     )  # fmt: skip
-    table = Table("way", "seconds", "pairs·strengths/s", "× engine time", "peak RSS MB", "mean PrefOdds", "mean UtilOdds", "|Δ| vs engine",
+    table = Table("way", "seconds", "pairs·strengths/s", "× engine time", "TFLOP (× engine)", "GFLOP/s", "peak RSS MB",
+                  "mean PrefOdds", "mean UtilOdds", "|Δ| vs engine",
                   title=f"{figures['pairs']} pairs × {len(figures['strengths'])} strengths on {model} ({figures['threads']} threads)")
     for row in figures["ways"]:
         load = f" (+{row['load_seconds']:.1f} load)" if row["load_seconds"] else ""
         table.add_row(
             row["way"], f"{row['seconds']:.1f}{load}", f"{row['pairs_per_s']:.1f}", f"{row['speedup_of_engine']:.2f}",
-            f"{row['peak_rss_mb']:.0f}", f"{row['mean_pref_logodds']:.6f}", f"{row['mean_util_logodds']:.6f}",
+            f"{row['flops'] / 1e12:.2f} ({row['flops_of_engine']:.2f})", f"{row['gflops']:.1f}", f"{row['peak_rss_mb']:.0f}", f"{row['mean_pref_logodds']:.6f}", f"{row['mean_util_logodds']:.6f}",
             f"{row['d_pref']:.1e} / {row['d_util']:.1e}",
         )  # fmt: skip
-    console.print(table)
+    Console(width=max(console.width, 170), highlight=False).print(table)  # a log file gets the whole table, not 80 squeezed columns
     console.print(
         f"engine: {figures['engine_flops'] / 1e12:.2f} TFLOP in {figures['ways'][0]['seconds']:.1f} s = "
         f"{figures['engine_gflops']:.1f} GFLOP/s; measured fp32 matmul peak {figures['matmul_peak_gflops']:.1f} GFLOP/s "
-        f"({figures['engine_gflops'] / figures['matmul_peak_gflops']:.0%})"
+        f"({figures['engine_gflops'] / figures['matmul_peak_gflops']:.0%})",
+        soft_wrap=True,
     )
     worst = max(max(r["d_pref"], r["d_util"]) for r in figures["ways"])
     console.print(f"agreement of means (1e-4): {'PASS' if worst <= 1e-4 else f'FAIL (largest |Δ| {worst:.1e})'}")

@@ -94,6 +94,20 @@ def plain_flops(model: PreTrainedModel, pairs: list[EncodedPair], token_budget: 
     )
 
 
+def sequence_flops(model: PreTrainedModel, pairs: list[EncodedPair]) -> float:
+    """:func:`~steer_pu.scoring.score_pairs_plain`: one full forward per (prompt + completion),
+    logits at every position. lm-eval's loglikelihood does the same work per request (one
+    token fewer, plus its own batch padding), so this is also the yardstick for its speed."""
+    costs = ModelCosts.of(model, 0)
+    every = range(len(costs.block_linear))
+    total = 0.0
+    for pair in pairs:
+        for completion in (pair.pos_ids, pair.neg_ids):
+            tokens = len(pair.prompt_ids) + len(completion)
+            total += costs.blocks(every, tokens, tokens) + costs.projection(tokens)
+    return total
+
+
 def diffmean_flops(model: PreTrainedModel, layer: int, pairs: list[EncodedPair], token_budget: int, padded: bool = True) -> float:
     """DiffMean's fit: blocks ≤ L over the training pairs (it stops after block L)."""
     costs = ModelCosts.of(model, layer)
