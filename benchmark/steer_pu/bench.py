@@ -106,7 +106,8 @@ def run_lm_eval(loaded, concepts: dict[str, Concept], n_pairs: int, vectors, gri
     from .lm_eval_tasks.samples import read_samples_file
 
     way = Way(f"lm-eval steered ({dtype})")
-    manager = TaskManager(include_path=str(task_dir()), metadata={"pretrained": str(loaded.path)})
+    # only steer-pu's tasks: indexing lm-eval's thousands of built-in task files takes seconds and is not the work
+    manager = TaskManager(include_path=str(task_dir()), include_defaults=False, metadata={"pretrained": str(loaded.path)})
     with tempfile.TemporaryDirectory(prefix="steer-pu-bench-") as tmp:
         for name in concepts:
             way.scores[name] = {}
