@@ -24,6 +24,12 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def print_wide(table: Table, width: int) -> None:
+    """Print ``table`` at least ``width`` columns wide: a log file or a narrow terminal gets
+    every cell whole, where rich would squeeze the columns to 80 and cut the numbers."""
+    Console(width=max(console.width, width), highlight=False).print(table)
+
+
 def user_errors(func):
     """Print a user-caused error on one line and exit 2, instead of a traceback."""
 

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from .cli import console, err_console, user_errors
+from .cli import console, err_console, print_wide, user_errors
 
 
 @user_errors
@@ -55,7 +54,7 @@ def bench_command(
             f"{row['flops'] / 1e12:.2f} ({row['flops_of_engine']:.2f})", f"{row['gflops']:.1f}", f"{row['peak_rss_mb']:.0f}", f"{row['mean_pref_logodds']:.6f}", f"{row['mean_util_logodds']:.6f}",
             f"{row['d_pref']:.1e} / {row['d_util']:.1e}",
         )  # fmt: skip
-    Console(width=max(console.width, 170), highlight=False).print(table)  # a log file gets the whole table, not 80 squeezed columns
+    print_wide(table, 170)
     console.print(
         f"engine: {figures['engine_flops'] / 1e12:.2f} TFLOP in {figures['ways'][0]['seconds']:.1f} s = "
         f"{figures['engine_gflops']:.1f} GFLOP/s; measured fp32 matmul peak {figures['matmul_peak_gflops']:.1f} GFLOP/s "
@@ -114,7 +113,7 @@ def cost_command(
             "not recorded" if wall is None else f"{wall:.0f}", "–" if wall is None else f"{executed / wall / 1e9:.1f}",
             f"{peak:.1f}", f"{limit:.0f}", "–" if wall is None else f"{wall / limit:.2f}",
         )  # fmt: skip
-    Console(width=max(console.width, 200), highlight=False).print(table)  # one line per run
+    print_wide(table, 200)  # one line per run
     if sums["wall"]:
         console.print(
             f"runs with recorded times: {sums['wall']:.0f} s wall for {sums['flops'] / 1e12:.1f} TFLOP executed "

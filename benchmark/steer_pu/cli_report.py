@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Column, Table
 
-from .cli import console, user_errors
+from .cli import console, print_wide, user_errors
 
 RunDirs = Annotated[
     list[Path], typer.Argument(help="run directories, or folders containing run directories (any folder with run.json)")
@@ -49,7 +48,7 @@ def fit_command(
             reasons or "–",
         )  # fmt: skip
     # never wrap a row: each sweep stays one greppable line (as `tasks validate` does)
-    Console(width=max(console.width, 160), highlight=False).print(table)
+    print_wide(table, 160)
     for note in notes:  # full reasons below the table, one unwrapped line each
         console.print(note, soft_wrap=True, highlight=False, markup=False)
     if csv is not None:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Column, Table
 
-from .cli import console, err_console, user_errors
+from .cli import console, err_console, print_wide, user_errors
 
 
 @user_errors
@@ -84,7 +84,7 @@ def verify(
             f"{result.fa:.4f}",
             "[green]pass[/]" if ok else "[bold red]FAIL[/]",
         )  # fmt: skip
-    console.print(table)
+    print_wide(table, 120)
     for check in report.failures():
         err_console.print(f"[bold red]FAIL[/] {check.scope} {check.what}: {check.detail}", highlight=False, soft_wrap=True)
     elapsed = time.perf_counter() - started

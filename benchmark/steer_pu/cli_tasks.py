@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Column, Table
 
-from .cli import console, user_errors
+from .cli import console, print_wide, user_errors
 
 tasks_app = typer.Typer(help="The concept-task suite.", no_args_is_help=True)
 
@@ -62,7 +61,7 @@ def tasks_validate(
             table.add_row(*row)
         # never wrap a row: each stays one greppable `file:line ... reason` line
         width = max(sum(len(cell) for cell in row) for row in rows) + 16
-        Console(width=max(width, console.width), highlight=False).print(table)
+        print_wide(table, width)
         raise typer.Exit(1)
     table = Table(
         Column("concept", no_wrap=True), "format", "pairs", "train words", "test words", "Yes",
