@@ -16,7 +16,7 @@ from .cli import console, err_console, print_wide, user_errors
 @user_errors
 def bench_command(
     model: Annotated[str, typer.Option(help="registry name or local HF directory")] = "smollm2-135m",
-    quick: Annotated[bool, typer.Option(help="2 concepts × 5 test pairs (under two minutes)")] = False,
+    quick: Annotated[bool, typer.Option(help="2 concepts × 4 test pairs (under two minutes)")] = False,
     concepts: Annotated[Optional[str], typer.Option(help="comma-separated concepts (default: the whole suite)")] = None,
     pairs: Annotated[Optional[int], typer.Option(help="first N test pairs per concept (default: all)")] = None,
     plain: Annotated[bool, typer.Option(help="also time the plain one-sequence loop")] = True,
@@ -37,7 +37,7 @@ def bench_command(
 
     torch.set_num_threads(threads)
     names = [c.strip() for c in concepts.split(",")] if concepts else (["power_seeking", "ocean"] if quick else None)
-    n_pairs = pairs if pairs is not None else (5 if quick else None)
+    n_pairs = pairs if pairs is not None else (4 if quick else None)
     loaded = load_model(model)
     figures = bench(
         loaded, load_concepts(default_suite_dir(), names), n_pairs, token_budget,
