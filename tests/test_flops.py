@@ -102,3 +102,26 @@ def test_cost_command_counts_a_runs_fit_and_sweep(tiny_model_dir, tiny_suite, tm
     assert cheer["fit_flops"] == flops.training_flops(loaded.model, 1, fmt.encode_all(concept.train), "vector", 1, 10, True)
     assert record["fit_flops"] == sum(c["fit_flops"] for c in record["concepts"])  # both concepts of the run
     assert record["wall_s"] > 0 and record["seconds_at_peak"] == record["floor_flops"] / 10e9
+
+
+def test_lm_eval_requests(tiny_model_dir, tiny_suite, tmp_path):
+    """lm-eval itself (batch size 1, so no padding) executes exactly what lm_eval_flops counts."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+    from transformers import AutoTokenizer
+
+    from steer_pu.lm_eval_tasks.docs import render_doc
+    from steer_pu.lm_eval_tasks.generate import write_task_files
+    from steer_pu.models import load_model
+    from steer_pu.suite import write_manifest
+
+    tasks = tmp_path / "lm_eval_tasks"
+    write_manifest(tiny_suite)
+    write_task_files(tiny_suite, tasks)
+    manager = TaskManager(include_path=str(tasks), include_defaults=False, metadata={"pretrained": str(tiny_model_dir)})
+    args = f"pretrained={tiny_model_dir},dtype=float32,attn_implementation=eager"
+    executed = counted(lambda: lm_eval.simple_evaluate(model="hf", model_args=args, tasks=["steer_pu_cheer"], device="cpu", batch_size=1, task_manager=manager))
+    loaded = load_model(str(tiny_model_dir))
+    fmt = PromptFormat(loaded.tokenizer, loaded.use_chat_template)
+    docs = [render_doc(fmt, pair) for pair in load_concepts(tiny_suite, ["cheer"])[0].test]
+    assert executed == flops.lm_eval_flops(loaded.model, AutoTokenizer.from_pretrained(tiny_model_dir), docs)

@@ -8,9 +8,11 @@ one run per (concept, strength) with the vector exported as its config (model lo
 timed apart). The work is a DiffMean vector per concept swept over DiffMean's declared
 grid on the test split. Reported: wall time, pairs/s, peak RSS, the ratios, agreement of
 mean PrefOdds / UtilOdds, and each way's dense FLOPs and achieved GFLOP/s against this
-machine's measured dense-matmul peak. (b) and (c) do the same work, one full forward per
-completion with logits at every position (:func:`~steer_pu.flops.sequence_flops`), so the
-FLOP ratio to the engine is the speed-up the engine would have at equal efficiency.
+machine's measured dense-matmul peak. (b) runs one full forward per completion with logits
+at every position (:func:`~steer_pu.flops.sequence_flops`); (c) does the same plus a third
+request per pair, the whitespace probe the lm-eval task needs for exact token boundaries
+(:func:`~steer_pu.flops.lm_eval_flops`). A way's FLOP ratio to the engine is the speed-up
+the engine would have over it at equal efficiency.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .methods import DiffMean, check_grid
 from .models import LoadedModel
 from .pair_scores import PairScores
 from .scoring import score_pairs_plain
-from .flops import sequence_flops, sweep_flops
+from .flops import lm_eval_flops, sequence_flops, sweep_flops
 from .sweep import score_sweep
 from .tasks import Concept
 
@@ -163,14 +165,22 @@ def bench(
         log(f"  lm-eval done in {ways[-1].seconds:.1f} s (+{ways[-1].load_seconds:.1f} s model loads)")
     n_steered = sum(m != 0 for m in grid)
     flops = sum(sweep_flops(loaded.model, layer, pairs, n_steered, token_budget, strengths_per_replay) for pairs in work.values())
-    one_sequence_flops = len(grid) * sum(sequence_flops(loaded.model, pairs) for pairs in work.values())
+    from .lm_eval_tasks.docs import render_doc
+
+    way_flops = {
+        "plain loop": len(grid) * sum(sequence_flops(loaded.model, pairs) for pairs in work.values()),
+        "lm-eval": len(grid) * sum(
+            lm_eval_flops(loaded.model, loaded.tokenizer, [render_doc(fmt, pair) for pair in (c.test[:n_pairs] if n_pairs else c.test)])
+            for c in concepts
+        ),
+    }
     ref_pref, ref_util = ways[0].means()
     rows = []
     for i, way in enumerate(ways):
         pref, util = way.means()
-        way_flops = flops if i == 0 else one_sequence_flops
+        done = flops if i == 0 else way_flops["lm-eval" if way.name.startswith("lm-eval") else "plain loop"]
         rows.append({
-            "flops": way_flops, "gflops": way_flops / way.seconds / 1e9, "flops_of_engine": way_flops / flops,
+            "flops": done, "gflops": done / way.seconds / 1e9, "flops_of_engine": done / flops,
             "way": way.name, "seconds": way.seconds, "load_seconds": way.load_seconds, "pairs_per_s": n_scored / way.seconds,
             "peak_rss_mb": way.peak_rss_mb, "speedup_of_engine": way.seconds / ways[0].seconds,
             "mean_pref_logodds": pref, "mean_util_logodds": util,

@@ -108,6 +108,21 @@ def sequence_flops(model: PreTrainedModel, pairs: list[EncodedPair]) -> float:
     return total
 
 
+def lm_eval_flops(model: PreTrainedModel, tokenizer, docs: list[dict]) -> float:
+    """lm-eval's loglikelihood requests on steer_pu documents (:mod:`steer_pu.lm_eval_tasks.docs`):
+    per choice — positive, negative and the whitespace probe — one forward over context +
+    choice less its last token, logits at every position; encoded as lm-eval's HF model does
+    for a tokenizer without an automatic BOS. Its batch padding is left out."""
+    costs = ModelCosts.of(model, 0)
+    every = range(len(costs.block_linear))
+    total = 0.0
+    for doc in docs:
+        for choice in doc["choices"]:
+            tokens = len(tokenizer(doc["context"] + choice, add_special_tokens=False).input_ids) - 1
+            total += costs.blocks(every, tokens, tokens) + costs.projection(tokens)
+    return total
+
+
 def diffmean_flops(model: PreTrainedModel, layer: int, pairs: list[EncodedPair], token_budget: int, padded: bool = True) -> float:
     """DiffMean's fit: blocks ≤ L over the training pairs (it stops after block L)."""
     costs = ModelCosts.of(model, layer)

@@ -25,7 +25,8 @@ def test_three_ways_agree_and_count_their_flops():
     assert lm["way"] == "lm-eval steered (float64)" and lm["load_seconds"] > 0
     for way in (plain, lm):
         assert way["d_pref"] < 1e-4 and way["d_util"] < 1e-4, way
-        # both do one full forward per completion with logits everywhere; the engine shares the
-        # prompt, runs blocks < L once and projects completions only
-        assert way["flops"] == plain["flops"] and way["flops_of_engine"] > 2
+        # one full forward per completion with logits everywhere (lm-eval: plus its whitespace
+        # probe); the engine shares the prompt, runs blocks < L once and projects completions only
+        assert way["flops_of_engine"] > 2
+    assert lm["flops"] > plain["flops"]
     assert figures["pair_scores"] == len(figures["strengths"]) == 11
