@@ -48,6 +48,7 @@ class Way:
     seconds: float = 0.0
     load_seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    flops: float = 0.0  # dense FLOPs of the work this way does (steer_pu.flops)
     scores: dict[str, dict[float, PairScores]] = field(default_factory=dict)
 
     def means(self) -> tuple[float, float]:
@@ -150,44 +151,41 @@ def bench(
     grid = check_grid(list(DiffMean().strengths()))
     log(f"fitting DiffMean vectors for {len(concepts)} concept(s) at layer {layer} (not timed)")
     vectors: dict[str, VectorIntervention] = {c.name: DiffMean().fit(loaded, fmt, layer, c.train, 0) for c in concepts}
-    work = {c.name: fmt.encode_all(c.test[:n_pairs] if n_pairs else c.test) for c in concepts}
+    tests = {c.name: c.test[:n_pairs] if n_pairs else c.test for c in concepts}
+    work = {name: fmt.encode_all(pairs) for name, pairs in tests.items()}
     n_scored = sum(len(p) for p in work.values()) * len(grid)
     log(f"work: {sum(len(p) for p in work.values())} test pairs × {len(grid)} strengths = {n_scored} pair scores")
     peak = matmul_peak_gflops()
-    ways = [run_engine(loaded, work, vectors, grid, token_budget, strengths_per_replay)]
-    log(f"  engine done in {ways[0].seconds:.1f} s")
+    n_steered = sum(m != 0 for m in grid)
+    engine = run_engine(loaded, work, vectors, grid, token_budget, strengths_per_replay)
+    engine.flops = sum(sweep_flops(loaded.model, layer, pairs, n_steered, token_budget, strengths_per_replay) for pairs in work.values())
+    ways = [engine]
+    log(f"  engine done in {engine.seconds:.1f} s")
     if with_plain:
         ways.append(run_plain(loaded, work, vectors, grid))
+        ways[-1].flops = len(grid) * sum(sequence_flops(loaded.model, pairs) for pairs in work.values())
         log(f"  plain loop done in {ways[-1].seconds:.1f} s")
     if with_lm_eval:
+        from .lm_eval_tasks.docs import render_doc
+
         n = n_pairs or max(len(c.test) for c in concepts)
         ways.append(run_lm_eval(loaded, {c.name: c for c in concepts}, n, vectors, grid, lm_eval_dtype))
+        docs = [render_doc(fmt, pair) for pairs in tests.values() for pair in pairs]
+        ways[-1].flops = len(grid) * lm_eval_flops(loaded.model, loaded.tokenizer, docs)
         log(f"  lm-eval done in {ways[-1].seconds:.1f} s (+{ways[-1].load_seconds:.1f} s model loads)")
-    n_steered = sum(m != 0 for m in grid)
-    flops = sum(sweep_flops(loaded.model, layer, pairs, n_steered, token_budget, strengths_per_replay) for pairs in work.values())
-    from .lm_eval_tasks.docs import render_doc
-
-    way_flops = {
-        "plain loop": len(grid) * sum(sequence_flops(loaded.model, pairs) for pairs in work.values()),
-        "lm-eval": len(grid) * sum(
-            lm_eval_flops(loaded.model, loaded.tokenizer, [render_doc(fmt, pair) for pair in (c.test[:n_pairs] if n_pairs else c.test)])
-            for c in concepts
-        ),
-    }
-    ref_pref, ref_util = ways[0].means()
+    ref_pref, ref_util = engine.means()
     rows = []
-    for i, way in enumerate(ways):
+    for way in ways:
         pref, util = way.means()
-        done = flops if i == 0 else way_flops["lm-eval" if way.name.startswith("lm-eval") else "plain loop"]
         rows.append({
-            "flops": done, "gflops": done / way.seconds / 1e9, "flops_of_engine": done / flops,
+            "flops": way.flops, "gflops": way.flops / way.seconds / 1e9, "flops_of_engine": way.flops / engine.flops,
             "way": way.name, "seconds": way.seconds, "load_seconds": way.load_seconds, "pairs_per_s": n_scored / way.seconds,
-            "peak_rss_mb": way.peak_rss_mb, "speedup_of_engine": way.seconds / ways[0].seconds,
+            "peak_rss_mb": way.peak_rss_mb, "speedup_of_engine": way.seconds / engine.seconds,
             "mean_pref_logodds": pref, "mean_util_logodds": util,
             "d_pref": abs(pref - ref_pref), "d_util": abs(util - ref_util),
         })  # fmt: skip
     return {
         "model": loaded.name, "layer": layer, "strengths": grid, "pairs": n_scored // len(grid), "pair_scores": n_scored,
         "threads": torch.get_num_threads(), "matmul_peak_gflops": peak,
-        "engine_gflops": flops / ways[0].seconds / 1e9, "engine_flops": flops, "ways": rows,
+        "engine_gflops": engine.flops / engine.seconds / 1e9, "engine_flops": engine.flops, "ways": rows,
     }  # fmt: skip

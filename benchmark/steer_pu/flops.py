@@ -55,6 +55,10 @@ class ModelCosts:
     def projection(self, scored_tokens: int) -> float:
         return 2.0 * self.hidden * self.vocab * scored_tokens
 
+    def full_sequence(self, tokens: int) -> float:
+        """One unpadded sequence through every block, logits at every position."""
+        return self.blocks(range(len(self.block_linear)), tokens, tokens) + self.projection(tokens)
+
 
 def _rows(batch: list[PackedPair], padded: bool) -> list[tuple[int, int]]:
     """(tokens, attention width) per row: padded rows all take the batch's widest."""
@@ -96,16 +100,11 @@ def plain_flops(model: PreTrainedModel, pairs: list[EncodedPair], token_budget: 
 
 def sequence_flops(model: PreTrainedModel, pairs: list[EncodedPair]) -> float:
     """:func:`~steer_pu.scoring.score_pairs_plain`: one full forward per (prompt + completion),
-    logits at every position. lm-eval's loglikelihood does the same work per request (one
-    token fewer, plus its own batch padding), so this is also the yardstick for its speed."""
+    logits at every position."""
     costs = ModelCosts.of(model, 0)
-    every = range(len(costs.block_linear))
-    total = 0.0
-    for pair in pairs:
-        for completion in (pair.pos_ids, pair.neg_ids):
-            tokens = len(pair.prompt_ids) + len(completion)
-            total += costs.blocks(every, tokens, tokens) + costs.projection(tokens)
-    return total
+    return sum(
+        costs.full_sequence(len(pair.prompt_ids) + len(completion)) for pair in pairs for completion in (pair.pos_ids, pair.neg_ids)
+    )
 
 
 def lm_eval_flops(model: PreTrainedModel, tokenizer, docs: list[dict]) -> float:
@@ -114,13 +113,11 @@ def lm_eval_flops(model: PreTrainedModel, tokenizer, docs: list[dict]) -> float:
     choice less its last token, logits at every position; encoded as lm-eval's HF model does
     for a tokenizer without an automatic BOS. Its batch padding is left out."""
     costs = ModelCosts.of(model, 0)
-    every = range(len(costs.block_linear))
-    total = 0.0
-    for doc in docs:
-        for choice in doc["choices"]:
-            tokens = len(tokenizer(doc["context"] + choice, add_special_tokens=False).input_ids) - 1
-            total += costs.blocks(every, tokens, tokens) + costs.projection(tokens)
-    return total
+    return sum(
+        costs.full_sequence(len(tokenizer(doc["context"] + choice, add_special_tokens=False).input_ids) - 1)
+        for doc in docs
+        for choice in doc["choices"]
+    )
 
 
 def diffmean_flops(model: PreTrainedModel, layer: int, pairs: list[EncodedPair], token_budget: int, padded: bool = True) -> float:
