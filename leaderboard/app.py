@@ -98,6 +98,15 @@ def _r2_text(name: str, r2: float | None, note: str) -> str:
     return f"{name}: R² = {r2:.3f}" if r2 is not None else f"{name}: R² undefined (constant values)"
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when inside it: the caption shows
+    ``submissions``, not the absolute path of whoever ran the app."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def page() -> None:
     st.set_page_config(page_title="steer-pu leaderboard", layout="wide")
     root = Path(os.environ.get(lb.ENV_SUBMISSIONS) or default_submissions_dir())
@@ -107,7 +116,7 @@ def page() -> None:
     st.title("steer-pu leaderboard")
     st.caption(
         "Control methods ranked by **frontier area** (FA): the area under the best preference score p reachable at "
-        f"each level of utility retention u, averaged over the suite's concepts. Data: `{root}`."
+        f"each level of utility retention u, averaged over the suite's concepts. Data: `{_shown(root)}`."
     )
     models = board.models()
     model = None
@@ -119,7 +128,7 @@ def page() -> None:
     if board.note:
         st.warning(board.note)
     if not entries:
-        st.info(f"No valid submissions{f' for {model}' if model else ''} under {root}. How to add one: CONTRIBUTING.md.")
+        st.info(f"No valid submissions{f' for {model}' if model else ''} under {_shown(root)}. How to add one: CONTRIBUTING.md.")
     else:
         _main(entries, model, mtimes)
     _rejected(board)

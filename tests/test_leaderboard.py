@@ -178,3 +178,9 @@ def test_curve_fits_report_r2_or_reason(board_dir):
     assert fits.pref_r2 is not None and 0.9 < fits.pref_r2 <= 1.0 and fits.pref_fit and not fits.pref_note
     short = lb.curve_fits(by_name["prompting-prompt"], "ocean")
     assert short.pref_fit is None and "needs more points" in short.pref_note
+
+
+def test_caption_names_the_data_folder_relative_to_the_working_directory(monkeypatch, board_dir):
+    monkeypatch.chdir(board_dir.parent)
+    captions = [c.value for c in run_app(monkeypatch, board_dir).caption]
+    assert any(f"Data: `{board_dir.name}`." in c for c in captions), captions

@@ -54,7 +54,7 @@ def bench_command(
             f"{row['flops'] / 1e12:.2f} ({row['flops_of_engine']:.2f})", f"{row['gflops']:.1f}", f"{row['peak_rss_mb']:.0f}", f"{row['mean_pref_logodds']:.6f}", f"{row['mean_util_logodds']:.6f}",
             f"{row['d_pref']:.1e} / {row['d_util']:.1e}",
         )  # fmt: skip
-    print_wide(table, 170)
+    print_wide(table, 190)
     console.print(
         f"engine: {figures['engine_flops'] / 1e12:.2f} TFLOP in {figures['ways'][0]['seconds']:.1f} s = "
         f"{figures['engine_gflops']:.1f} GFLOP/s; measured fp32 matmul peak {figures['matmul_peak_gflops']:.1f} GFLOP/s "
