@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from steer_pu import leaderboard_data as lb
+from steer_pu.io import display_path
 from steer_pu.submission import default_submissions_dir
 from steer_pu.tasks import default_suite_dir
 
@@ -98,15 +99,6 @@ def _r2_text(name: str, r2: float | None, note: str) -> str:
     return f"{name}: R² = {r2:.3f}" if r2 is not None else f"{name}: R² undefined (constant values)"
 
 
-def _shown(path: Path) -> str:
-    """``path`` relative to the working directory when inside it: the caption shows
-    ``submissions``, not the absolute path of whoever ran the app."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def page() -> None:
     st.set_page_config(page_title="steer-pu leaderboard", layout="wide")
     root = Path(os.environ.get(lb.ENV_SUBMISSIONS) or default_submissions_dir())
@@ -116,7 +108,7 @@ def page() -> None:
     st.title("steer-pu leaderboard")
     st.caption(
         "Control methods ranked by **frontier area** (FA): the area under the best preference score p reachable at "
-        f"each level of utility retention u, averaged over the suite's concepts. Data: `{_shown(root)}`."
+        f"each level of utility retention u, averaged over the suite's concepts. Data: `{display_path(root)}`."
     )
     models = board.models()
     model = None
@@ -128,7 +120,7 @@ def page() -> None:
     if board.note:
         st.warning(board.note)
     if not entries:
-        st.info(f"No valid submissions{f' for {model}' if model else ''} under {_shown(root)}. How to add one: CONTRIBUTING.md.")
+        st.info(f"No valid submissions{f' for {model}' if model else ''} under {display_path(root)}. How to add one: CONTRIBUTING.md.")
     else:
         _main(entries, model, mtimes)
     _rejected(board)

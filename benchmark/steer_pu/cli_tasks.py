@@ -10,6 +10,7 @@ import typer
 from rich.table import Column, Table
 
 from .cli import console, print_wide, user_errors
+from .io import display_path
 
 tasks_app = typer.Typer(help="The concept-task suite.", no_args_is_help=True)
 
@@ -38,13 +39,6 @@ class ImportFormat(str, Enum):
     axbench = "axbench"
 
 
-def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 @tasks_app.command("validate")
 @user_errors
 def tasks_validate(
@@ -55,7 +49,7 @@ def tasks_validate(
 
     report = validate(path)
     if report.problems:
-        rows = [(_relative(p.path) + (f":{p.line}" if p.line else ""), p.rule, p.reason) for p in report.problems]
+        rows = [(display_path(p.path) + (f":{p.line}" if p.line else ""), p.rule, p.reason) for p in report.problems]
         table = Table("file:line", "rule", "problem", title=f"{len(rows)} problem(s)")
         for row in rows:
             table.add_row(*row)
@@ -90,7 +84,7 @@ def tasks_manifest(
 
     suite_dir = suite or default_suite_dir()
     manifest = write_manifest(suite_dir, bump.value if bump else None)
-    console.print(f"{_relative(suite_dir / MANIFEST_NAME)}: {manifest.suite} {manifest.version} sha256 {manifest.sha256}", soft_wrap=True, highlight=False)
+    console.print(f"{display_path(suite_dir / MANIFEST_NAME)}: {manifest.suite} {manifest.version} sha256 {manifest.sha256}", soft_wrap=True, highlight=False)
 
 
 @tasks_app.command("import")
@@ -111,11 +105,11 @@ def tasks_import(
     from .suite import MANIFEST_NAME
 
     result = import_concept(fmt.value, source, concept, suite, test_fraction, seed, license, concept_id, output_concept)
-    console.print(f"wrote {_relative(result.path)}: {result.train} train / {result.test} test pairs", soft_wrap=True)  # one greppable line
+    console.print(f"wrote {display_path(result.path)}: {result.train} train / {result.test} test pairs", soft_wrap=True)  # one greppable line
     if result.warnings:
         console.print(f"{len(result.warnings)} quality warning(s) `steer-pu tasks validate` will report, e.g.:")
         for p in result.warnings[:5]:
-            console.print(f"  {_relative(p.path)}{f':{p.line}' if p.line else ''}: {p.reason}", highlight=False, soft_wrap=True)
+            console.print(f"  {display_path(p.path)}{f':{p.line}' if p.line else ''}: {p.reason}", highlight=False, soft_wrap=True)
     if (result.path.parent / MANIFEST_NAME).is_file():
         console.print("release the changed suite with: steer-pu tasks manifest --bump minor", soft_wrap=True)
 
@@ -158,7 +152,7 @@ def tasks_report(
     text = render_markdown(report, command)
     if out is not None:
         atomic_write_text(out, text)
-        console.print(f"wrote {_relative(out)}")
+        console.print(f"wrote {display_path(out)}")
     table = Table("concept", "format", "train/test", "tokens +/−", "p(0)", "best p (u≥0.9)", "m", "worst p", "flags")
     for r in report.rows:
         table.add_row(

@@ -1,4 +1,5 @@
-"""Atomic file writes and safe tensor loading: nothing half-written, nothing unpickled."""
+"""Atomic file writes and safe tensor loading: nothing half-written, nothing unpickled; paths
+as messages show them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ from .errors import SteerPuError
 # Leading bytes of the formats we refuse to read: a raw pickle (protocol 2+), or the zip
 # container torch.save writes (which holds a pickle).
 _PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies inside it, else as given:
+    messages, reports and the leaderboard name ``runs/x``, not one machine's absolute path."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

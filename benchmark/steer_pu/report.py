@@ -30,7 +30,7 @@ from scipy.stats import spearmanr
 from . import fit as rq
 from .errors import SteerPuError
 from .frontier import ConceptScores, SuiteScore, bootstrap_concept_fa, concept_scores, suite_score
-from .io import atomic_write_bytes, atomic_write_text
+from .io import atomic_write_bytes, atomic_write_text, display_path
 from .methods import get_method
 from .pair_scores import PairScores
 from .run import RUN_FILE, RunConfig, load_scores, read_run_file, summarise
@@ -543,7 +543,7 @@ def render_markdown(
         _table(
             ["run", "method-form", "layer", "strengths", "concepts scored", "not scored yet"],
             [
-                [f"`{_shown(r.path)}`", r.method_form, str(r.config.layer), " ".join(f"{m:g}" for m in r.config.strengths),
+                [f"`{display_path(r.path)}`", r.method_form, str(r.config.layer), " ".join(f"{m:g}" for m in r.config.strengths),
                  ", ".join(r.scored) or "–", ", ".join(r.unscored) or "–"]
                 for r in collection.runs
             ],
@@ -642,13 +642,6 @@ def points_csv(collection: Collection) -> str:
         for row in summarise(dict(s.scores))
     ]
     return pd.DataFrame(rows).to_csv(index=False, float_format="%.6f")
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def write_report(report: Report, out: Path) -> list[Path]:
