@@ -218,6 +218,39 @@ def test_block_update_point_matches_down_proj_where_nothing_follows_the_mlp(mode
         torch.testing.assert_close(results["block"], results["down_proj"], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("model_type", ["gemma2", "gemma3_text", "llama"])
+@pytest.mark.parametrize("form", ["lora", "local_weight"])
+def test_weight_forms_follow_the_reference_update_point(model_type, form):
+    """The reference (EasyEdit's SPLIT code) adds m·(x_mid·ΔW + Δb) to block L's *output*: on
+    Gemma-2/3 past post_feedforward_layernorm, which would otherwise re-scale and bound it. Pinned by
+    hand: the steered block output equals the unsteered one plus the update on the MLP's hidden state."""
+    model = tiny_model(model_type)
+    assert architectures.architecture(model).mlp_update == ("down_proj" if model_type == "llama" else "block")
+    batch, m = packed(model), 1.7
+    intervention = random_intervention(form, model)
+    seen = {}
+    block = decoder_layers(model)[LAYER]
+    keep_mid = down_projection(model, LAYER).register_forward_pre_hook(lambda _m, a: seen.update(x=a[0]))
+    keep_out = block.register_forward_hook(lambda _m, _a, out: seen.update(plain=architectures.block_hidden(out)))
+    logits(model, batch)
+    keep_out.remove()
+    if form == "lora":
+        delta = (seen["x"] @ intervention.tensors["lora_A"].T) @ intervention.tensors["lora_B"].T
+    else:
+        delta = seen["x"] @ intervention.tensors["delta_weight"].T + intervention.tensors["delta_bias"]
+    with intervention.apply(model, m):
+        keep_out = block.register_forward_hook(lambda _m, _a, out: seen.update(steered=architectures.block_hidden(out)))
+        logits(model, batch)
+    keep_out.remove()
+    keep_mid.remove()
+    assert no_hooks(model)
+    expected = seen["plain"] + m * delta
+    if model_type == "llama":  # no norm after the MLP: the down_proj hook gives the same block output
+        torch.testing.assert_close(seen["steered"], expected, rtol=1e-4, atol=1e-4)
+    else:
+        torch.testing.assert_close(seen["steered"], expected, rtol=1e-5, atol=1e-5)
+
+
 def loaded(model, tokenizer) -> LoadedModel:
     return LoadedModel("tiny", path=None, model=model, tokenizer=tokenizer, default_layer=LAYER,
                        use_chat_template=True, weights_sha256="0")  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import transformers
 from transformers import AutoModelForCausalLM
 
 from steer_pu.errors import SteerPuError
@@ -80,10 +81,10 @@ def test_peft_adapter_equals_lora_hook(tmp_path, tiny_model_dir, tiny_tokenizer,
     assert torch.allclose(got, plain, atol=1e-6) == (m == 0.0)
 
 
-def test_export_replaces_an_earlier_adapter_but_refuses_other_folders(tmp_path):
+def test_export_replaces_an_earlier_adapter_but_refuses_other_folders(tmp_path, tiny_model_dir):
     lora = _lora()
-    out = export_peft(lora, 1.0, tmp_path / "adapter")
-    export_peft(lora, 2.0, out)  # re-export at another strength: replaced in place
+    out = export_peft(lora, 1.0, tmp_path / "adapter", tiny_model_dir)
+    export_peft(lora, 2.0, out, tiny_model_dir)  # re-export at another strength: replaced in place
     assert sorted(p.name for p in out.iterdir()) == [
         "adapter_config.json",
         "adapter_model.safetensors",
@@ -93,16 +94,16 @@ def test_export_replaces_an_earlier_adapter_but_refuses_other_folders(tmp_path):
     other.mkdir()
     (other / "keep.txt").write_text("mine")
     with pytest.raises(SteerPuError, match="not an earlier export"):
-        export_peft(lora, 1.0, other)
+        export_peft(lora, 1.0, other, tiny_model_dir)
     assert [p.name for p in other.iterdir()] == ["keep.txt"]
 
 
-def test_export_refuses_the_wrong_form_and_suffix(tmp_path):
+def test_export_refuses_the_wrong_form_and_suffix(tmp_path, tiny_model_dir):
     local = LocalWeightIntervention(LAYER, {"delta_weight": torch.zeros(32, 64), "delta_bias": torch.zeros(32)})
     with pytest.raises(SteerPuError, match="'form' is 'local_weight'; this export needs form 'vector'"):
         steered_config(local, 1.0)
     with pytest.raises(SteerPuError, match="'form' is 'vector'; this export needs form 'lora'"):
-        export_peft(_vector(), 1.0, tmp_path / "a")
+        export_peft(_vector(), 1.0, tmp_path / "a", tiny_model_dir)
     with pytest.raises(SteerPuError, match=r"\.pt"):
         export_steered(_vector(), 1.0, tmp_path / "cfg.safetensors")
     assert list(tmp_path.iterdir()) == []
@@ -145,3 +146,23 @@ def test_delta_export_refuses_a_bias_the_model_lacks_and_never_overwrites_a_mode
     assert not (tmp_path / "delta").exists()
     with pytest.raises(SteerPuError, match="not an earlier export"):
         export_delta(_local(), 1.0, tiny_model_dir, tiny_model_dir)
+
+
+@pytest.mark.parametrize("family", ["gemma2", "gemma3_text"])
+def test_weight_exports_are_refused_where_the_update_is_past_a_norm(tmp_path, family):
+    """On Gemma-2/3 the native update is added past post_feedforward_layernorm; a peft adapter or
+    delta on the down-projection would be a different model, so neither export is written."""
+    config_class = {"gemma2": transformers.Gemma2Config, "gemma3_text": transformers.Gemma3TextConfig}[family]
+    base = tmp_path / "gemma"
+    config_class(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                 num_attention_heads=4, num_key_value_heads=2, head_dim=8).save_pretrained(base)  # fmt: skip
+    with pytest.raises(SteerPuError, match="past the norm that follows the MLP.*steer_pu model"):
+        export_peft(_lora(), 1.0, tmp_path / "adapter", base)
+    assert not (tmp_path / "adapter").exists()
+
+
+def test_peft_export_refuses_a_layer_the_model_lacks(tmp_path, tiny_model_dir):
+    lora = _lora()
+    far = LoRAIntervention(99, dict(lora.tensors))
+    with pytest.raises(SteerPuError, match="layer 99 is not a layer"):
+        export_peft(far, 1.0, tmp_path / "adapter", tiny_model_dir)

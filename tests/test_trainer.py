@@ -159,3 +159,19 @@ def test_train_config_is_used(tiny_model, tiny_suite, tiny_tokenizer):
     assert not any(p.requires_grad for p in tiny_model.parameters()) or all(
         p.grad is None for p in tiny_model.parameters()
     )
+
+
+def test_lora_init_is_the_reference_kaiming_bound(tiny_model):
+    """The reference initialises A as ``kaiming_uniform_(a=√5)`` on an (in, r) tensor: fan-in r, so
+    U(±1/√r). The same bound from torch's own init, and B starts at zero."""
+    import math
+
+    rank = 4
+    lora = initial_intervention("lora", tiny_model, LAYER, rank, torch.Generator().manual_seed(0))
+    a, b = lora.tensors["lora_A"], lora.tensors["lora_B"]
+    reference = torch.empty(a.shape[1], rank)
+    torch.nn.init.kaiming_uniform_(reference, a=math.sqrt(5))
+    bound = 1 / math.sqrt(rank)
+    assert a.abs().max() <= bound and reference.abs().max() <= bound
+    assert a.abs().max() > 0.9 * bound and reference.abs().max() > 0.9 * bound
+    assert torch.count_nonzero(b) == 0

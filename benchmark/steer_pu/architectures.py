@@ -57,8 +57,10 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("Qwen2", ("qwen2",), **_LLAMA_LIKE),
     Architecture("Qwen3", ("qwen3",), **_LLAMA_LIKE),
     Architecture("Gemma", ("gemma",), **_LLAMA_LIKE),
-    Architecture("Gemma-2", ("gemma2",), **_LLAMA_LIKE),
-    Architecture("Gemma-3", ("gemma3_text",), **_LLAMA_LIKE),
+    # Gemma-2/3 re-normalise the MLP output (post_feedforward_layernorm) before the residual add;
+    # the paper's reference code adds the m-scaled update past that norm, to the block output.
+    Architecture("Gemma-2", ("gemma2",), **_LLAMA_LIKE, mlp_update="block"),
+    Architecture("Gemma-3", ("gemma3_text",), **_LLAMA_LIKE, mlp_update="block"),
     Architecture("Phi-3", ("phi3",), **_LLAMA_LIKE),
     Architecture("GPT-2", ("gpt2",), layers="h", down_proj="mlp.c_proj", final=("ln_f",)),
     Architecture(

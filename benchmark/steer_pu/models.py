@@ -196,6 +196,18 @@ def model_dir(name: str) -> Path:
         ) from exc
 
 
+def model_skeleton(name: str | Path) -> nn.Module:
+    """The model's modules without weights (on the meta device): its family and module names for
+    exports, without loading or allocating anything."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = model_dir(str(name))
+    config = AutoConfig.from_pretrained(path)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
 def _weights_sha256(path: Path) -> str:
     meta = path / META_FILE
     if meta.is_file():

@@ -96,5 +96,5 @@ def test_lora_through_peft(smollm, unsteered, tmp_path):
     lora, m = LoRAIntervention(smollm.default_layer, tensors), 2.0
     native = _native_means(smollm, lora, m)
     assert abs(native[1] - unsteered[1]) > 0.05  # the LoRA really moves UtilOdds
-    adapter = export_peft(lora, m, tmp_path / "adapter", base_model=str(smollm.path))
+    adapter = export_peft(lora, m, tmp_path / "adapter", smollm.path)
     _assert_equal(_lm_eval_means("hf", f"pretrained={smollm.path},peft={adapter},{EXACT}"), native)

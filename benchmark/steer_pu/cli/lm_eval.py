@@ -34,12 +34,28 @@ def export_peft_command(
     artifact: Annotated[Path, typer.Argument(help="LoRA intervention folder (intervention.safetensors)")],
     out: Annotated[Path, typer.Option(help="output adapter folder for --model_args peft=…")],
     strength: Strength,
-    base_model: Annotated[Optional[str], typer.Option(help="recorded as base_model_name_or_path")] = None,
+    base_model: Annotated[
+        Optional[str],
+        typer.Option(help="registry name or HF folder of the base model (default: the one the artifact records)"),
+    ] = None,
 ) -> None:
     """A LoRA artifact at strength m → a peft adapter folder (B scaled by m, lora_alpha = r)."""
     from steer_pu.integrations.export import export_peft
 
-    console.print(f"wrote {export_peft(artifact, strength, out, base_model)}", markup=False)
+    model = base_model or _recorded_model(artifact)
+    console.print(f"wrote {export_peft(artifact, strength, out, model)}", markup=False)
+
+
+def _recorded_model(artifact: Path) -> str:
+    """The model an artifact folder's meta.json names (run artifacts record it)."""
+    from steer_pu.errors import SteerPuError
+    from steer_pu.interventions import read_meta
+
+    meta = read_meta(artifact) if (Path(artifact) / "meta.json").is_file() else {}
+    model = meta.get("model") if isinstance(meta, dict) else None
+    if not isinstance(model, str) or not model:
+        raise SteerPuError(f"{artifact}: meta.json records no 'model'; name the base model with --base-model")
+    return model
 
 
 @export_app.command("delta")

@@ -11,6 +11,13 @@
   all zero except m·ΔW (and m·Δb) on block L's down-projection; lm-eval adds every tensor to
   the base weights. A non-zero Δb needs a bias in the base model (Llama has none); else use
   the ``steer_pu`` lm-eval model type.
+
+Both weight exports put the update *on* the down-projection, which equals the native hook only
+where nothing transforms the MLP's output before the residual add. On Gemma-2/3 steer-pu, like
+the paper's reference code, adds it past ``post_feedforward_layernorm`` (the family's
+``mlp_update`` is ``"block"``); no weight on the down-projection can express that, so those
+exports are refused there (:func:`weight_target`) and the ``steer_pu`` lm-eval model type,
+which applies the native hook, is the way to score such an artifact in lm-eval.
 """
 
 from __future__ import annotations
@@ -51,6 +58,27 @@ def _load(artifact: Path | Intervention, form: type[Intervention]) -> Interventi
     return intervention
 
 
+def weight_target(base_model: str | Path, layer: int, export: str) -> str:
+    """The dotted name of block ``layer``'s down-projection in ``base_model`` (registry name or HF
+    folder), where a weight export puts its update; refused where that is not the native update."""
+    from steer_pu.architectures import architecture, decoder_layers, down_projection_name
+    from steer_pu.models import model_skeleton
+
+    skeleton = model_skeleton(base_model)
+    arch = architecture(skeleton)
+    if arch.mlp_update != "down_proj":
+        raise SteerPuError(
+            f"{base_model}: a {export} export cannot reproduce steer-pu's update on {arch.family}: the update is "
+            f"added to block {layer}'s output past the norm that follows the MLP (as in the paper's reference "
+            "code), which no weight on the down-projection expresses; score it with lm-eval's steer_pu model "
+            "type (--model steer_pu) instead"
+        )
+    n_layers = len(decoder_layers(skeleton))
+    if layer >= n_layers:
+        raise SteerPuError(f"{base_model}: the artifact's layer {layer} is not a layer of a {n_layers}-layer model")
+    return down_projection_name(skeleton, layer)
+
+
 def steered_config(artifact: Path | Intervention, strength: float) -> dict[str, dict]:
     """The dict lm-eval's ``steered`` model reads, for a vector artifact at ``strength``."""
     vec = _load(artifact, VectorIntervention)
@@ -76,8 +104,9 @@ def export_steered(artifact: Path | Intervention, strength: float, out: Path) ->
     return out
 
 
-def export_peft(artifact: Path | Intervention, strength: float, out_dir: Path, base_model: str | None = None) -> Path:
-    """Write a peft LoRA adapter directory equivalent to the artifact at ``strength``.
+def export_peft(artifact: Path | Intervention, strength: float, out_dir: Path, base_model: str | Path) -> Path:
+    """Write a peft LoRA adapter directory equivalent to the artifact at ``strength`` on
+    ``base_model`` (registry name or HF folder; recorded as ``base_model_name_or_path``).
 
     The directory appears complete or not at all; an existing earlier export is replaced,
     any other existing path is refused.
@@ -88,7 +117,7 @@ def export_peft(artifact: Path | Intervention, strength: float, out_dir: Path, b
     lora = _load(artifact, LoRAIntervention)
     a, b = lora.tensors["lora_A"].detach().float().cpu(), lora.tensors["lora_B"].detach().float().cpu()
     rank = int(a.shape[0])
-    module = f"model.layers.{lora.layer}.mlp.down_proj"
+    module = weight_target(base_model, lora.layer, "peft")
     config = LoraConfig(
         r=rank,
         lora_alpha=rank,  # scaling alpha/r = 1: the artifact's update has no extra factor
@@ -96,7 +125,7 @@ def export_peft(artifact: Path | Intervention, strength: float, out_dir: Path, b
         target_modules=[module],
         bias="none",
         task_type="CAUSAL_LM",
-        base_model_name_or_path=base_model,
+        base_model_name_or_path=str(base_model),
         inference_mode=True,
     )
     prefix = f"base_model.model.{module}"
@@ -141,7 +170,7 @@ def export_delta(artifact: Path | Intervention, strength: float, out_dir: Path, 
     shards = sorted(base.glob("*.safetensors"))
     if not (base / "config.json").is_file() or not shards:
         raise SteerPuError(f"{base}: not a Hugging Face model folder with safetensors weights")
-    prefix = f"model.layers.{local.layer}.mlp.down_proj"
+    prefix = weight_target(base, local.layer, "lm-eval delta")
     updates = {f"{prefix}.weight": float(strength) * local.tensors["delta_weight"].detach().float().cpu()}
     bias = local.tensors["delta_bias"].detach().float().cpu()
     shapes = {}
