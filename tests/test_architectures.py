@@ -271,7 +271,7 @@ def test_diffmean_and_one_split_step(model_type, tiny_tokenizer):
     vec = DiffMean().fit(lm, fmt, LAYER, PAIRS, seed=0)
     assert vec.vector.shape == (HIDDEN,) and torch.isfinite(vec.vector).all() and vec.vector.abs().sum() > 0
     for form in ("vector", "lora", "local_weight"):
-        method = SPLIT(form, epochs=1, batch_pairs=len(PAIRS))
+        method = SPLIT(form, steps=1, batch_pairs=len(PAIRS))
         trained = method.fit(lm, fmt, LAYER, PAIRS, seed=0)
         assert len(method.last_loss_history) == 1 and math.isfinite(method.last_loss_history[0])
         assert all(torch.isfinite(t).all() for t in trained.parameters())

@@ -53,3 +53,24 @@ def test_pearson_undefined_cases():
     assert pearson([1, 1, 1], [1, 2, 3]) is None  # a constant side
     assert pearson([1, 2, None], [1, 2, 3]) is None
     assert abs(pearson([1, 2, 3], [2, 4, 7]) - np.corrcoef([1, 2, 3], [2, 4, 7])[0, 1]) < 1e-12
+
+
+def test_before_after_table_pairs_each_concept_with_the_older_suite(tmp_path, tiny_model_dir):
+    """`tasks report --before OLD`: the older suite's figures at m = 0 beside this one's."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    for name, n_test in (("cheer", 4), ("calm", 5), ("glee", 6)):
+        write_concept(old, name, 6, n_test)
+        write_concept(new, name, 6, n_test + 2)
+    loaded = load_model(str(tiny_model_dir))
+    after = build_report(loaded, str(tiny_model_dir), new, tmp_path / "runs", strengths=[0.0, 1.0], layer=1)
+    before = build_report(loaded, str(tiny_model_dir), old, tmp_path / "runs", strengths=[], layer=1)
+    assert before.strengths == [0.0]  # the older suite is only scored unsteered
+    text = render_markdown(after, "steer-pu tasks report --before old", before)
+    assert "## Suite" in text
+    row = next(line for line in text.splitlines() if line.startswith("| glee |") and "→" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    b, a = (next(r for r in rep.rows if r.name == "glee") for rep in (before, after))
+    assert cells[1] == "6 → 8"
+    assert cells[2] == f"{b.audit['length']:.2f} → {a.audit['length']:.2f}"
+    assert cells[-1] == f"{b.p0:.3f} → {a.p0:.3f}"
+    assert "r(mean ΔT, p(0))" in text

@@ -11,6 +11,8 @@ from steer_pu.suite.concepts import load_concepts
 
 
 def test_diffmean_matches_reference(tiny_model_dir, tiny_suite):
+    """The reference code's CAA: the answer text after the prompt, alone (no end-of-turn token),
+    its block-L outputs averaged; v = mean over pairs of the positive − negative means."""
     loaded = load_model(str(tiny_model_dir))
     concept = load_concepts(tiny_suite, ["cheer"])[0]
     fmt = PromptFormat(loaded.tokenizer, True)
@@ -18,10 +20,11 @@ def test_diffmean_matches_reference(tiny_model_dir, tiny_suite):
     vec = DiffMean().fit(loaded, fmt, layer, concept.train, seed=0)
 
     diffs = []
-    for pair in fmt.encode_all(concept.train):
+    for pair, text in zip(fmt.encode_all(concept.train), concept.train):
         means = []
-        for completion in (pair.pos_ids, pair.neg_ids):
-            ids = torch.tensor([pair.prompt_ids + completion])
+        for answer in (text.positive, text.negative):
+            completion = loaded.tokenizer(answer, add_special_tokens=False).input_ids
+            ids = torch.tensor([list(pair.prompt_ids) + completion])
             with torch.no_grad():
                 h = loaded.model(input_ids=ids, output_hidden_states=True).hidden_states[layer + 1][0]
             means.append(h[len(pair.prompt_ids) :].double().mean(0))

@@ -63,10 +63,10 @@ def test_diffmean_pass(counted_model, tiny_tokenizer, pairs):
 @pytest.mark.parametrize("form", ["vector", "lora", "local_weight"])
 @pytest.mark.parametrize("add_sub", [True, False])
 def test_training(counted_model, pairs, form, add_sub):
-    config = TrainConfig(lr=0.01, epochs=2, batch_pairs=4, factors=(1.0, 2.0), add_sub=add_sub)
+    config = TrainConfig(lr=0.01, steps=5, batch_pairs=4, factors=(1.0, 2.0), add_sub=add_sub)
     objective = lambda win, lose: -(win.logp - lose.logp).mean()  # noqa: E731
     executed = counted(lambda: train_intervention(counted_model, LAYER, pairs, form, objective, config, seed=0))
-    assert executed == flops.training_flops(counted_model, LAYER, pairs, form, 2, 4, add_sub)
+    assert executed == flops.training_flops(counted_model, LAYER, pairs, form, 5, 4, add_sub)
 
 
 def test_unpadded_is_the_floor(counted_model, pairs):
@@ -105,7 +105,7 @@ def test_cost_command_counts_a_runs_fit_and_sweep(tiny_model_dir, tiny_suite, tm
         "--threads",
         "1",
         "--hp",
-        "epochs=1",
+        "steps=2",
         "--out",
         str(out),
     ]

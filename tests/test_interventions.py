@@ -158,3 +158,65 @@ def test_garbage_file_is_refused(tmp_path):
     (tmp_path / "intervention.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00garbage!")
     with pytest.raises(SteerPuError, match="not a valid safetensors file"):
         load_intervention(tmp_path / "intervention.safetensors")
+
+
+def _block_output(model, run):
+    """Block LAYER's output hidden states during ``run()``."""
+    seen = {}
+    handle = model.model.layers[LAYER].register_forward_hook(lambda _m, _a, out: seen.update(h=out))
+    try:
+        run()
+    finally:
+        handle.remove()
+    h = seen["h"]
+    return h[0] if isinstance(h, tuple) else h
+
+
+def test_null_it_out_removes_the_positive_component_along_v(tiny_model):
+    """RePS's vector subtraction side: h − ReLU(h·v)/‖v‖²·v at every position, restored after."""
+    vec = random_interventions()[0]
+    plain = _block_output(tiny_model, lambda: logits(tiny_model))
+    with vec.null_out(tiny_model):
+        nulled = _block_output(tiny_model, lambda: logits(tiny_model))
+    v = vec.vector
+    expected = plain - (torch.relu(plain @ v) / v.dot(v)).unsqueeze(-1) * v
+    torch.testing.assert_close(nulled, expected, rtol=1e-5, atol=1e-5)
+    assert (nulled @ v).max() <= 1e-4  # no state keeps a positive component along v
+    assert torch.equal(_block_output(tiny_model, lambda: logits(tiny_model)), plain)
+
+
+def test_training_dropout_is_per_row_for_vectors_and_reproducible(tiny_model):
+    """Dropout on v: one inverted mask per batch row over the hidden dims, the same at every position;
+    the same generator seed gives the same masks; without dropout the update is whole."""
+    from steer_pu.interventions.base import TrainDropout
+
+    vec, m = random_interventions()[0], 2.0
+    plain = _block_output(tiny_model, lambda: logits(tiny_model))
+
+    def steered(dropout):
+        with vec.apply(tiny_model, m, dropout):
+            return _block_output(tiny_model, lambda: logits(tiny_model))
+
+    whole = steered(None)
+    torch.testing.assert_close(whole - plain, (m * vec.vector).expand_as(plain), rtol=1e-5, atol=1e-5)
+    first = steered(TrainDropout(0.5, torch.Generator().manual_seed(3))) - plain
+    again = steered(TrainDropout(0.5, torch.Generator().manual_seed(3))) - plain
+    assert torch.equal(first, again)
+    ratio = first / (m * vec.vector)
+    assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), atol=1e-4)  # same mask at every position
+    kept = ratio[:, 0].round()
+    assert set(kept.flatten().tolist()) <= {0.0, 2.0} and 0 < kept.count_nonzero() < kept.numel()
+
+
+@pytest.mark.parametrize("index", [1, 2])
+def test_training_dropout_on_weight_forms_acts_on_the_scaled_update(tiny_model, index):
+    from steer_pu.interventions.base import TrainDropout
+
+    control, m = random_interventions()[index], 1.5
+    plain = _block_output(tiny_model, lambda: logits(tiny_model))
+    with control.apply(tiny_model, m):
+        whole = _block_output(tiny_model, lambda: logits(tiny_model)) - plain
+    with control.apply(tiny_model, m, TrainDropout(0.5, torch.Generator().manual_seed(0))):
+        part = _block_output(tiny_model, lambda: logits(tiny_model)) - plain
+    ratio = (part / whole)[whole.abs() > 1e-3]
+    assert torch.allclose(ratio.round(), ratio, atol=1e-3) and set(ratio.round().tolist()) == {0.0, 2.0}

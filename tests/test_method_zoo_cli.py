@@ -57,7 +57,7 @@ def test_trained_methods_run(tiny_model_dir, tiny_suite, tmp_path, method, form,
         "--strengths",
         strengths,
         "--hp",
-        "epochs=1",
+        "steps=2",
         "--hp",
         "batch_pairs=3",
     )

@@ -56,26 +56,24 @@ def test_cached_prefix_loss_and_gradients_equal_full_forward(tiny_model, tiny_su
             t.add_(0.05 * torch.randn(t.shape, generator=torch.Generator().manual_seed(t.numel())))
     m = torch.tensor([2.0, 0.5, 1.0, 3.0])
 
-    # cached prefix: one batch holding all four pairs (order chosen by length; map it back)
+    # cached prefix: one batch holding all four pairs, in order
     (batch,) = prepare_batches(tiny_model, LAYER, pairs, batch_pairs=4)
-    order = sorted(
-        range(4), key=lambda i: (-(len(pairs[i].prompt_ids) + len(pairs[i].pos_ids) + len(pairs[i].neg_ids)), i)
-    )
-    cached = batch_loss(tiny_model, intervention, batch, m[order], split_objective, add_sub=True)
+    cached = batch_loss(tiny_model, intervention, batch, m, split_objective, add_sub=True)
     cached_grads = torch.autograd.grad(cached, intervention.parameters())
 
-    ordered = [pairs[i] for i in order]
-    lengths = torch.tensor([float(len(c)) for p in ordered for c in (p.pos_ids, p.neg_ids)], dtype=torch.float64)
-    logp_add = full_forward_logp(tiny_model, ordered, intervention, m[order])
-    logp_sub = full_forward_logp(tiny_model, ordered, intervention, -m[order])
+    lengths = torch.tensor([float(len(c)) for p in pairs for c in (p.pos_ids, p.neg_ids)], dtype=torch.float64)
+    seq = lengths + torch.tensor([float(len(p.prompt_ids)) for p in pairs for _ in range(2)], dtype=torch.float64)
+    logp_add = full_forward_logp(tiny_model, pairs, intervention, m)
+    logp_sub = full_forward_logp(tiny_model, pairs, intervention, -m)
     ref = torch.zeros_like(lengths)
 
     def side(logp, k):
-        return Completions(logp[k::2], lengths[k::2], ref[k::2])
+        return Completions(logp[k::2], lengths[k::2], ref[k::2], seq[k::2])
 
-    full = 0.5 * (
-        split_objective(side(logp_add, 0), side(logp_add, 1)) + split_objective(side(logp_sub, 1), side(logp_sub, 0))
-    )
+    def mixed(a, b):  # the add rows and the reversed sub rows in one minibatch
+        return Completions(*(torch.cat([x, y]) for x, y in zip(vars(a).values(), vars(b).values())))
+
+    full = split_objective(mixed(side(logp_add, 0), side(logp_sub, 1)), mixed(side(logp_add, 1), side(logp_sub, 0)))
     full_grads = torch.autograd.grad(full, intervention.parameters())
     torch.testing.assert_close(cached, full, rtol=1e-5, atol=1e-5)
     for got, want in zip(cached_grads, full_grads):
@@ -96,7 +94,7 @@ def test_same_seed_same_bytes(tiny_model_dir, tiny_suite, tmp_path, cls, form):
     loaded = load_model(str(tiny_model_dir))
     concept = load_concepts(tiny_suite, ["cheer"])[0]
     fmt = PromptFormat(loaded.tokenizer, True)
-    method = cls(form, epochs=2, batch_pairs=3)
+    method = cls(form, steps=4, batch_pairs=3)
     blobs = []
     for run, seed in enumerate((7, 7, 8)):
         intervention = method.fit(loaded, fmt, LAYER, concept.train, seed)
@@ -115,7 +113,7 @@ def test_split_training_raises_train_preference(tiny_model_dir, tiny_suite):
     loaded = load_model(str(tiny_model_dir))
     concept = load_concepts(tiny_suite, ["cheer"])[0]
     fmt = PromptFormat(loaded.tokenizer, True)
-    intervention = SPLIT("vector", epochs=6, batch_pairs=3).fit(loaded, fmt, LAYER, concept.train, 0)
+    intervention = SPLIT("vector", steps=18, batch_pairs=3).fit(loaded, fmt, LAYER, concept.train, 0)
     scores = score_sweep(loaded.model, fmt.encode_all(concept.train), intervention, [-4.0, 0.0, 4.0])
     mean = {m: pref_logodds(s.nll_pos, s.nll_neg).mean() for m, s in scores.items()}
     assert mean[4.0] > mean[0.0] + 1.0 > mean[-4.0] + 2.0
@@ -138,12 +136,20 @@ def test_hyperparameters_are_declared_and_checked():
     with pytest.raises(SteerPuError, match="unknown hyper-parameter"):
         SFT("vector", gamma=1.0)
     with pytest.raises(SteerPuError, match="must be positive"):
-        SPLIT("vector", epochs=0).train_config()
+        SPLIT("vector", steps=0).train_config()
+    with pytest.raises(SteerPuError, match="optimiser steps now: use --hp steps"):
+        SPLIT("vector", epochs=2)
+    with pytest.raises(SteerPuError, match="null-it-out"):
+        SPLIT("lora", sub_mode="null").train_config()
+    with pytest.raises(SteerPuError, match="dropout"):
+        SFT("vector", dropout=1.0).train_config()
+    assert get_method("reps")("vector").hyperparams["sub_mode"] == "null"
+    assert get_method("reps")("lora").hyperparams["sub_mode"] == "negate"
 
 
 def test_train_config_is_used(tiny_model, tiny_suite, tiny_tokenizer):
     pairs = encoded_pairs(tiny_suite, tiny_tokenizer, n=4)
-    config = TrainConfig(lr=0.1, epochs=3, batch_pairs=2, factors=(1.0, 2.0), add_sub=False)
+    config = TrainConfig(lr=0.1, steps=6, batch_pairs=2, factors=(1.0, 2.0), add_sub=False)
     steps = []
     _, history = train_intervention(
         tiny_model,

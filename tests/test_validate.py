@@ -27,7 +27,7 @@ def gibberish(n: int) -> str:
     return " ".join(_rng.choice(VOCAB) for _ in range(n))
 
 
-def write_concept(root: Path, name: str, fmt: str, n_train: int = 100, n_test: int = 50) -> Path:
+def write_concept(root: Path, name: str, fmt: str, n_train: int = 104, n_test: int = 104) -> Path:
     """A concept that passes every rule: distinct prompts, balanced labels and lengths."""
     folder = root / name
     folder.mkdir(parents=True)
@@ -94,7 +94,7 @@ def test_shipped_suite_is_valid_and_fast():
     assert [str(p) for p in report.problems] == []
     assert len(report.concepts) == 12
     for concept in report.concepts:
-        assert concept.splits["train"].pairs >= 96 and concept.splits["test"].pairs >= 48
+        assert concept.splits["train"].pairs >= 100 and concept.splits["test"].pairs >= 100
 
 
 def test_clean_temp_suite_passes(suite):
@@ -102,7 +102,7 @@ def test_clean_temp_suite_passes(suite):
     assert report.ok, [str(p) for p in report.problems]
     alpha, beta = report.concepts
     assert alpha.format == "choice" and alpha.splits["train"].yes_fraction == 0.5
-    assert beta.splits["test"].pairs == 50 and beta.splits["test"].yes_fraction is None
+    assert beta.splits["test"].pairs == 104 and beta.splits["test"].yes_fraction is None
 
 
 def test_schema_problems_are_all_collected(suite):
@@ -119,7 +119,7 @@ def test_schema_problems_are_all_collected(suite):
         "alpha/train.jsonl:7: expected a JSON object, got list",
         "alpha/train.jsonl:9: blank line",
         "alpha/train.jsonl:11: field 'positive': String should have at least 1 character",
-        "alpha/train.jsonl: 95 pairs (a suite concept needs at least 96 train pairs)",  # bad lines do not count
+        "alpha/train.jsonl: 99 pairs (a suite concept needs at least 100 train pairs)",  # bad lines do not count
     ]
 
 
@@ -178,7 +178,7 @@ def test_exact_and_near_duplicates_within_and_across(suite):
 
 def test_choice_labels_and_balance(suite):
     test = suite / "alpha" / "test.jsonl"
-    for line in (2, 4, 6, 8):  # four more "No" positives: 21 Yes of 50
+    for line in range(2, 17, 2):  # eight more "No" positives: 44 Yes of 104
         edit(test, line, lambda r: r | {"positive": "No", "negative": "Yes"})
     edit(test, 1, lambda r: r | {"positive": "yes", "negative": "No"})
     edit(test, 3, lambda r: r | {"prompt": r["prompt"].replace("Answer with Yes or No.", "Reply please.")})
@@ -202,8 +202,8 @@ def reasoned(record: dict) -> dict:
 
 
 def test_reasoned_choice_answers(suite):
-    for split, n in (("train", 100), ("test", 50)):
-        for line in range(1, n + 1):
+    for split in ("train", "test"):
+        for line in range(1, 105):
             edit(suite / "alpha" / f"{split}.jsonl", line, reasoned)
     assert found(suite) == []
     [alpha] = [c for c in validate(suite).concepts if c.name == "alpha"]
@@ -239,7 +239,7 @@ def test_length_problems(suite):
     edit(train, 2, lambda r: r | {"positive": f"I {gibberish(41)}."})
     edit(train, 3, lambda r: r | {"negative": "I agree."})
     test = suite / "beta" / "test.jsonl"
-    for line in range(1, 51):  # every positive 3 words longer: 16 vs 13 words on average
+    for line in range(1, 105):  # every positive 3 words longer: 16 vs 13 words on average
         edit(test, line, lambda r: r | {"positive": r["positive"] + " mal tes bor"})
     problems = found(suite)
     assert problems == [
@@ -273,7 +273,7 @@ def test_counts_and_layout(suite):
     (suite / "gamma").mkdir()
     assert found(suite) == [
         "gamma: folder has no card.yaml (not a concept)",
-        "alpha/test.jsonl: 46 pairs (a suite concept needs at least 48 test pairs)",
+        "alpha/test.jsonl: 46 pairs (a suite concept needs at least 100 test pairs)",
         "beta/notes.txt: unexpected file in a concept folder (expected only card.yaml, train.jsonl, test.jsonl)",
     ]
 

@@ -18,7 +18,7 @@ def test_split_vector_moves_train_preference():
     concept = load_concepts(default_suite_dir(), ["power_seeking"])[0]
     train = concept.train[:16]  # a small slice keeps this test short on 2 cores
     fmt = PromptFormat(loaded.tokenizer, loaded.use_chat_template)
-    method = SPLIT("vector", epochs=2, batch_pairs=8)
+    method = SPLIT("vector", steps=4, batch_pairs=8)
     vector = method.fit(loaded, fmt, loaded.default_layer, train, seed=0)
     assert method.last_loss_history[-1] < method.last_loss_history[0]
 

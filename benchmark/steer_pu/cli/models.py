@@ -41,10 +41,18 @@ def methods_list() -> None:
     """List the built-in control methods, their forms, defaults and strength grids."""
     from steer_pu.methods import REGISTRY
 
-    table = Table("method", "form", "strength grid", "hyper-parameters")
+    table = Table("method", "form", "budget", "dropout", "sub side", "strength grid", "other hyper-parameters")
+    shown = {"steps", "batch_pairs", "dropout", "add_sub", "sub_mode"}
     for cls in REGISTRY.values():
         for form in cls.forms:
             method = cls(form)
-            params = ", ".join(f"{k}={v}" for k, v in method.hyperparams.items()) or "-"
-            literal_row(table, cls.name, form, " ".join(f"{m:g}" for m in method.strengths()), params)
+            hp = method.hyperparams
+            trained = "steps" in hp
+            budget = f"{hp['steps']} steps × {hp['batch_pairs']} pairs" if trained else "training-free"
+            dropout = f"{hp['dropout']:g}" if trained else "-"
+            sub = ({"negate": "add+sub (−m)", "null": "add+sub (null-it-out)"}[hp["sub_mode"]]
+                   if trained and hp["add_sub"] else ("add only" if trained else "-"))  # fmt: skip
+            params = ", ".join(f"{k}={v}" for k, v in hp.items() if k not in shown) or "-"
+            grid = " ".join(f"{m:g}" for m in method.strengths())
+            literal_row(table, cls.name, form, budget, dropout, sub, grid, params)
     console.print(table)

@@ -235,6 +235,10 @@ def tasks_report(
     # cpu by default for the same reason; another device or dtype caches in folders of its own
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "cpu",
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
+    before: Annotated[
+        Optional[Path],
+        typer.Option(help="an older suite folder: add a before/after table (its figures at m = 0 only)"),
+    ] = None,
 ) -> None:
     """Per concept: counts, token lengths, p(0) and the best p of a DiffMean sweep at u ≥ 0.9."""
 
@@ -255,8 +259,16 @@ def tasks_report(
             loaded, model, suite or default_suite_dir(), runs, names, grid, layer, threads,
             on_unit=lambda what, done, total: progress.update(task, description=what, completed=done, total=total),
         )  # fmt: skip
+        older = None
+        if before is not None:
+            older = build_report(
+                loaded, model, before, runs, names, [], layer, threads,
+                on_unit=lambda what, done, total: progress.update(task, description=f"before: {what}",
+                                                                  completed=done, total=total),
+            )  # fmt: skip
     command = "steer-pu tasks report --model " + model + (f" --strengths {strengths}" if strengths else "")
-    text = render_markdown(report, command)
+    command += f" --before {display_path(before)}" if before is not None else ""
+    text = render_markdown(report, command, older)
     if out is not None:
         atomic_write_text(out, text)
         console.print(f"wrote {display_path(out)}", markup=False)

@@ -58,6 +58,11 @@ class PromptFormat:
             raise SteerPuError(f"tokenizer {tok.name_or_path}: no end-of-turn or EOS token to close completions")
         return tok.eos_token
 
+    @cached_property
+    def end_of_turn_tokens(self) -> int:
+        """How many tokens :attr:`end_of_turn` adds to a completion (1 for a special token)."""
+        return len(self.tokenizer(self.end_of_turn, add_special_tokens=False).input_ids)
+
     def encode(self, pair: Pair) -> EncodedPair:
         tok = self.tokenizer
         prompt_ids = tok(self.prompt_text(pair.prompt), add_special_tokens=not self.use_chat_template).input_ids

@@ -12,6 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -38,6 +39,27 @@ def scale(strength: Strength, delta: torch.Tensor) -> torch.Tensor:
     return strength * delta
 
 
+@dataclass(frozen=True)
+class TrainDropout:
+    """Inverted dropout on the update while it is trained (the reference code's p = 0.1).
+
+    Masks come from the trainer's seeded generator, so one seed still gives one artifact byte for
+    byte; scoring never passes one, so a scored intervention is always the whole update.
+    """
+
+    p: float
+    generator: torch.Generator
+
+    def mask(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        keep = torch.rand(shape, generator=self.generator) >= self.p
+        return keep.to(device=like.device, dtype=like.dtype) / (1.0 - self.p)
+
+
+def dropped(delta: torch.Tensor, dropout: TrainDropout | None) -> torch.Tensor:
+    """``delta`` with ``dropout`` applied elementwise (unchanged without one)."""
+    return delta if dropout is None or dropout.p == 0 else delta * dropout.mask(tuple(delta.shape), delta)
+
+
 class Intervention(ABC):
     """One form of control update (vector, LoRA, local weight) at decoder layer ``layer``."""
 
@@ -52,13 +74,16 @@ class Intervention(ABC):
         self.tensors = {name: tensors[name] for name in self.tensor_names}
 
     @abstractmethod
-    def _hook(self, model: nn.Module, strength: Strength) -> torch.utils.hooks.RemovableHandle:
-        """Register the forward hook that adds this update at ``strength``."""
+    def _hook(
+        self, model: nn.Module, strength: Strength, dropout: TrainDropout | None
+    ) -> torch.utils.hooks.RemovableHandle:
+        """Register the forward hook that adds this update at ``strength`` (``dropout``: training only)."""
 
     @contextmanager
-    def apply(self, model: nn.Module, strength: Strength) -> Iterator[nn.Module]:
-        """Steer ``model`` at ``strength`` inside the block; the model is unchanged afterwards."""
-        handle = self._hook(model, strength)
+    def apply(self, model: nn.Module, strength: Strength, dropout: TrainDropout | None = None) -> Iterator[nn.Module]:
+        """Steer ``model`` at ``strength`` inside the block; the model is unchanged afterwards.
+        ``dropout`` is for training: the trainer passes one, scoring never does."""
+        handle = self._hook(model, strength, dropout)
         try:
             yield model
         finally:

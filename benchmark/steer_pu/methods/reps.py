@@ -19,7 +19,17 @@ class RePS(TrainedMethod):
     def objective_hyperparams(self) -> dict[str, Any]:
         return {"ref_scale": 1.0}
 
+    def default_sub_mode(self) -> str:
+        # the reference's RePS vectors subtract by null-it-out; its LoRA and local weight at −m
+        return "null" if self.form == "vector" else "negate"
+
     def objective(self, win: Completions, lose: Completions) -> torch.Tensor:
         return reps_loss(
-            win.logp, lose.logp, win.length, lose.length, win.ref, lose.ref, float(self.hyperparams["ref_scale"])
+            win.logp,
+            lose.logp,
+            win.seq_length,
+            lose.seq_length,
+            win.ref,
+            lose.ref,
+            float(self.hyperparams["ref_scale"]),
         )

@@ -1,4 +1,4 @@
-"""The shared shape of the trained methods (SFT, RePS, SPLIT): forms, grids, schedule.
+"""The shared shape of the trained methods (SFT, RePS, SPLIT): forms, grids, budget, schedule.
 
 A subclass only names itself and supplies its objective; training, strength sampling,
 add+sub pairs and hyper-parameter handling live here and in :mod:`.trainer`.
@@ -15,7 +15,7 @@ from steer_pu.engine.encoding import PromptFormat
 from steer_pu.errors import SteerPuError
 from steer_pu.interventions import Intervention
 from steer_pu.methods.base import Method
-from steer_pu.methods.trainer import Completions, TrainConfig, train_intervention
+from steer_pu.methods.trainer import SUB_MODES, Completions, TrainConfig, train_intervention
 from steer_pu.models import LoadedModel
 from steer_pu.suite.concepts import Card, Pair
 
@@ -31,6 +31,8 @@ EVAL_GRIDS = {
     "lora": (-2.0, -1.2, -0.8, -0.4, -0.2, 0.2, 0.4, 0.8, 1.2, 1.6, 2.0, 2.8),
     "local_weight": (-2.0, -1.2, -0.8, -0.4, -0.2, 0.2, 0.4, 0.8, 1.2, 1.6, 2.0, 2.8),
 }
+#: optimiser steps per training run (docs/results/training_budget.md)
+DEFAULT_STEPS = 100
 #: the paper's learning rates: 0.08 for vectors, 0.01–0.04 for LoRA and local weight
 LEARNING_RATES = {"vector": 0.08, "lora": 0.02, "local_weight": 0.02}
 
@@ -42,11 +44,13 @@ class TrainedMethod(Method):
     def default_hyperparams(self) -> dict[str, Any]:
         params: dict[str, Any] = {
             "lr": LEARNING_RATES[self.form],
-            # 2 epochs of 100 pairs (the paper: 1–2 epochs on 500 pairs, 12–18 on 64): the CPU
-            # budget of a full-suite zoo; raise it with --hp epochs=N.
-            "epochs": 2,
-            "batch_pairs": 10,
+            # optimiser steps of batch_pairs pairs (the reference: batch 2–4, 63–288 steps); the
+            # budget study in docs/results/training_budget.md chose this default
+            "steps": DEFAULT_STEPS,
+            "batch_pairs": 4,
             "add_sub": True,
+            "sub_mode": self.default_sub_mode(),
+            "dropout": 0.1,
             "weight_decay": 0.0,
             "max_grad_norm": 1.0,
             "factors": list(TRAIN_FACTORS[self.form]),
@@ -54,6 +58,18 @@ class TrainedMethod(Method):
         if self.form == "lora":
             params["rank"] = 4
         return {**params, **self.objective_hyperparams()}
+
+    def resolve_hyperparams(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        if "epochs" in overrides:
+            raise SteerPuError(
+                f"method '{self.name}': the budget is set in optimiser steps now: use --hp steps=N "
+                f"(one epoch of 100 training pairs is 25 steps at batch_pairs=4), not epochs"
+            )
+        return super().resolve_hyperparams(overrides)
+
+    def default_sub_mode(self) -> str:
+        """How the reversed copy of a pair is steered in training: ``negate`` (−m) or ``null``."""
+        return "negate"
 
     def objective_hyperparams(self) -> dict[str, Any]:
         """The loss's own hyper-parameters and their defaults."""
@@ -68,18 +84,26 @@ class TrainedMethod(Method):
         try:
             config = TrainConfig(
                 lr=float(hp["lr"]),
-                epochs=int(hp["epochs"]),
+                steps=int(hp["steps"]),
                 batch_pairs=int(hp["batch_pairs"]),
                 factors=tuple(float(m) for m in hp["factors"]),
                 add_sub=bool(hp["add_sub"]),
+                sub_mode=str(hp["sub_mode"]),
+                dropout=float(hp["dropout"]),
                 weight_decay=float(hp["weight_decay"]),
                 max_grad_norm=float(hp["max_grad_norm"]),
             )
         except (TypeError, ValueError) as exc:
             raise SteerPuError(f"method '{self.name}': bad hyper-parameter value ({exc})") from None
-        if config.epochs < 1 or config.batch_pairs < 1 or not config.factors or config.lr <= 0:
+        if config.steps < 1 or config.batch_pairs < 1 or not config.factors or config.lr <= 0:
             raise SteerPuError(
-                f"method '{self.name}': epochs, batch_pairs and lr must be positive and factors non-empty"
+                f"method '{self.name}': steps, batch_pairs and lr must be positive and factors non-empty"
+            )
+        if not 0 <= config.dropout < 1:
+            raise SteerPuError(f"method '{self.name}': dropout must be in [0, 1), got {config.dropout}")
+        if config.sub_mode not in SUB_MODES or (config.sub_mode == "null" and self.form != "vector"):
+            raise SteerPuError(
+                f"method '{self.name}': sub_mode '{config.sub_mode}': 'negate', or 'null' (null-it-out) for vectors"
             )
         return config
 

@@ -1,15 +1,16 @@
-"""Train an intervention's tensors with the model frozen, running layers < L only once.
+"""Train an intervention's tensors with the model frozen, replaying only blocks ≥ L.
 
-The layers below the steering layer L are frozen and no intervention touches them, so
-their output is the same in every epoch. :func:`prepare_batches` runs the unsteered model
-once over the training pairs, keeping per minibatch the block-L input (via
-:class:`~steer_pu.engine.blocks.BlockRecorder`) and the unsteered log-probabilities (RePS's
-reference). Each optimisation step then replays only blocks ≥ L with the intervention's
-hooks at the sampled strengths and back-propagates through those blocks alone.
+Each optimiser step takes the next minibatch of pairs (every epoch a fresh permutation of the
+training pairs, as the reference code's shuffled DataLoader), runs the unsteered model over it
+once (:func:`prepare_batch`: the block-L input via :class:`~steer_pu.engine.blocks.BlockRecorder`
+and the unsteered log-probabilities, RePS's reference), then replays only blocks ≥ L with the
+intervention's hooks at the sampled strengths and back-propagates through those blocks alone.
 
-Schedule (docs/science.md §4): a strength factor is drawn per example from the form's list;
-with ``add_sub`` every pair is also trained reversed (the negative completion wins at
-−m); AdamW, learning rate decaying linearly to 0, no warm-up, grad-norm clip.
+Schedule (docs/methods.md, "Fidelity to the reference code"): a budget in optimiser steps; a
+strength factor drawn per pair from the form's list; with ``add_sub`` every pair also trained
+reversed (the negative completion wins at −m, or under RePS's null-it-out for vectors) in the
+same minibatch; dropout on the update in training only; AdamW, learning rate decaying linearly
+to 0, no warm-up, grad-norm clip.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ from transformers import PreTrainedModel
 from steer_pu.architectures import down_projection, projection_shape
 from steer_pu.engine.blocks import BlockRecorder, record_batch
 from steer_pu.engine.encoding import EncodedPair
-from steer_pu.engine.scoring import CompletionIndex, PackedBatch, check_packable, longest_first, pack
+from steer_pu.engine.scoring import CompletionIndex, PackedBatch, PackedPair, check_packable, pack
 from steer_pu.errors import SteerPuError
-from steer_pu.interventions import FORMS, Intervention
+from steer_pu.interventions import FORMS, Intervention, VectorIntervention
+from steer_pu.interventions.base import TrainDropout
+
+#: how the reversed copy of a pair is steered: at −m, or (vectors) by null-it-out
+SUB_MODES = ("negate", "null")
 
 
 @dataclass(frozen=True)
@@ -36,8 +41,9 @@ class Completions:
     """One side (winning or losing) of a minibatch: summed log-probs, lengths, reference."""
 
     logp: torch.Tensor  # under steering, differentiable
-    length: torch.Tensor
+    length: torch.Tensor  # completion tokens (end-of-turn token included)
     ref: torch.Tensor  # under the unsteered model, constant
+    seq_length: torch.Tensor  # prompt + completion tokens: the reference's attention-mask sum (RePS)
 
 
 Objective = Callable[[Completions, Completions], torch.Tensor]
@@ -45,11 +51,12 @@ Objective = Callable[[Completions, Completions], torch.Tensor]
 
 @dataclass
 class TrainBatch:
-    """A fixed group of packed pairs (outputs 2i = positive, 2i+1 = negative) and its recorded prefix."""
+    """A group of packed pairs (outputs 2i = positive, 2i+1 = negative) and its recorded prefix."""
 
     recorder: BlockRecorder
     index: CompletionIndex
     lengths: torch.Tensor
+    seq_lengths: torch.Tensor
     ref_logp: torch.Tensor
 
     @property
@@ -60,10 +67,12 @@ class TrainBatch:
 @dataclass(frozen=True)
 class TrainConfig:
     lr: float
-    epochs: int
+    steps: int  # optimiser steps
     batch_pairs: int
     factors: tuple[float, ...]
     add_sub: bool = True
+    sub_mode: str = "negate"  # one of SUB_MODES
+    dropout: float = 0.1
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
 
@@ -80,28 +89,58 @@ def frozen(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def prepare_batches(model: PreTrainedModel, layer: int, pairs: list[EncodedPair], batch_pairs: int) -> list[TrainBatch]:
-    """Group pairs of similar length and run the unsteered model over each group once."""
-    items = longest_first(pack(pairs))
-    check_packable(model, items)
-    batches = []
+def prepare_batch(model: PreTrainedModel, layer: int, group: list[PackedPair]) -> TrainBatch:
+    """Run the unsteered model over one group of pairs, keeping what the steered replays need."""
     with torch.no_grad():  # not inference_mode: the recorded tensors feed autograd later
-        for start in range(0, len(items), batch_pairs):
-            group = items[start : start + batch_pairs]
-            packed = PackedBatch.of(group)
-            recorder, base = record_batch(model, layer, packed)
-            lengths = torch.tensor(
-                [float(n) for item in group for n in (item.pos_len, item.neg_len)], dtype=torch.float64
-            )
-            batches.append(TrainBatch(recorder, packed.index, lengths, -packed.index.nll(model, base)))
-    return batches
+        packed = PackedBatch.of(group)
+        recorder, base = record_batch(model, layer, packed)
+        lengths = [float(n) for item in group for n in (item.pos_len, item.neg_len)]
+        prompts = [float(item.prompt_len) for item in group for _ in range(2)]
+        return TrainBatch(
+            recorder,
+            packed.index,
+            torch.tensor(lengths, dtype=torch.float64),
+            torch.tensor(lengths, dtype=torch.float64) + torch.tensor(prompts, dtype=torch.float64),
+            -packed.index.nll(model, base),
+        )
+
+
+def prepare_batches(model: PreTrainedModel, layer: int, pairs: list[EncodedPair], batch_pairs: int) -> list[TrainBatch]:
+    """``pairs`` in order, ``batch_pairs`` at a time, each group run through the unsteered model."""
+    items = pack(pairs)
+    check_packable(model, items)
+    return [prepare_batch(model, layer, items[i : i + batch_pairs]) for i in range(0, len(items), batch_pairs)]
+
+
+def minibatches(n_pairs: int, batch_pairs: int, steps: int, generator: torch.Generator) -> Iterator[list[int]]:
+    """Pair indices of each of ``steps`` optimiser steps: every epoch a fresh permutation of the
+    pairs cut into groups of ``batch_pairs`` (an epoch's last group may be smaller)."""
+    done = 0
+    while True:
+        order = torch.randperm(n_pairs, generator=generator).tolist()
+        for start in range(0, n_pairs, batch_pairs):
+            if done == steps:
+                return
+            yield order[start : start + batch_pairs]
+            done += 1
 
 
 def steered_logp(
-    model: PreTrainedModel, intervention: Intervention, batch: TrainBatch, strengths: torch.Tensor
+    model: PreTrainedModel,
+    intervention: Intervention,
+    batch: TrainBatch,
+    strengths: torch.Tensor | None,
+    dropout: TrainDropout | None = None,
 ) -> torch.Tensor:
-    """Summed completion log-probs of every row with row r steered at ``strengths[r]``."""
-    with intervention.apply(model, strengths):
+    """Summed completion log-probs of every row with row r steered at ``strengths[r]``; ``None``:
+    the vector's null-it-out instead of a strength."""
+    if strengths is None:
+        if not isinstance(intervention, VectorIntervention):
+            raise SteerPuError(f"null-it-out is defined for vectors only, not form '{intervention.form}'")
+        steering = intervention.null_out(model, dropout)
+    else:
+        steering = intervention.apply(model, strengths, dropout)
+    with steering:
         final = batch.recorder.replay(model)
     return -batch.index.nll(model, final, torch.float32).double()
 
@@ -113,30 +152,46 @@ def batch_loss(
     m: torch.Tensor,
     objective: Objective,
     add_sub: bool,
+    sub_mode: str = "negate",
+    dropout: TrainDropout | None = None,
 ) -> torch.Tensor:
-    """The objective at per-pair strengths ``m`` (+ the reversed pairs at −m with ``add_sub``)."""
-    logp = steered_logp(model, intervention, batch, m)
-    pos = Completions(logp[0::2], batch.lengths[0::2], batch.ref_logp[0::2])
-    neg = Completions(logp[1::2], batch.lengths[1::2], batch.ref_logp[1::2])
-    loss = objective(pos, neg)
+    """The objective at per-pair strengths ``m`` (+ the reversed pairs with ``add_sub``: at −m, or
+    under null-it-out with ``sub_mode="null"``).
+
+    With ``add_sub`` the reversed rows join the same minibatch and the objective sees them all at
+    once, as in the reference code: a loss on a minibatch mean (SPLIT's hinge) acts on the mean over
+    the mixed add and sub rows, not on each direction apart.
+    """
+
+    def side(logp: torch.Tensor, k: int) -> Completions:
+        return Completions(logp[k::2], batch.lengths[k::2], batch.ref_logp[k::2], batch.seq_lengths[k::2])
+
+    logp = steered_logp(model, intervention, batch, m, dropout)
+    pos, neg = side(logp, 0), side(logp, 1)
     if not add_sub:
-        return loss
-    logp_rev = steered_logp(model, intervention, batch, -m)
-    pos_rev = Completions(logp_rev[0::2], pos.length, pos.ref)
-    neg_rev = Completions(logp_rev[1::2], neg.length, neg.ref)
-    return 0.5 * (loss + objective(neg_rev, pos_rev))
+        return objective(pos, neg)
+    logp_rev = steered_logp(model, intervention, batch, None if sub_mode == "null" else -m, dropout)
+    pos_rev, neg_rev = side(logp_rev, 0), side(logp_rev, 1)
+
+    def joined(a: Completions, b: Completions) -> Completions:
+        return Completions(*(torch.cat([x, y]) for x, y in zip(vars(a).values(), vars(b).values())))
+
+    return objective(joined(pos, neg_rev), joined(neg, pos_rev))
 
 
 def initial_intervention(
     form: str, model: PreTrainedModel, layer: int, rank: int, generator: torch.Generator
 ) -> Intervention:
-    """Fresh trainable tensors: zero vector / zero deltas; LoRA B = 0 and A uniform ±1/√r.
+    """Fresh trainable tensors as the reference code makes them: a vector uniform ±1/√d (its
+    ``Linear(d, 1)`` default), zero local-weight deltas, LoRA B = 0 and A uniform ±1/√r.
 
     A's bound is the reference code's: ``kaiming_uniform_(a=√5)`` on an (in, r) tensor, whose fan-in
     is r, gives U(±1/√r) — 19.6× peft's U(±1/√in) on smollm2-135m (in = 1536, r = 4).
     """
     if form == "vector":
-        tensors = {"vector": torch.zeros(model.config.hidden_size)}
+        out_features, _ = projection_shape(down_projection(model, layer))  # the residual width
+        bound = 1.0 / math.sqrt(out_features)
+        tensors = {"vector": (torch.rand(out_features, generator=generator) * 2 - 1) * bound}
     else:
         out_features, in_features = projection_shape(down_projection(model, layer))
         if form == "lora":
@@ -163,34 +218,41 @@ def train_intervention(
     rank: int = 4,
     on_step: Callable[[int, int, float], None] | None = None,
 ) -> tuple[Intervention, list[float]]:
-    """Train one intervention; returns it (tensors detached) and the mean loss of each epoch."""
+    """Train one intervention for ``config.steps`` optimiser steps; returns it (tensors detached)
+    and the mean loss of each epoch (a pass over the pairs; the last may be partial)."""
     if not pairs:
         raise SteerPuError("training needs at least one pair")
+    if config.sub_mode not in SUB_MODES or (config.sub_mode == "null" and form != "vector"):
+        raise SteerPuError(f"sub_mode '{config.sub_mode}': use 'negate', or 'null' (null-it-out) for vectors only")
     generator = torch.Generator().manual_seed(seed)
+    dropout = TrainDropout(config.dropout, generator) if config.dropout > 0 else None
+    items = pack(pairs)
     with frozen(model):
+        check_packable(model, items)
         intervention = initial_intervention(form, model, layer, rank, generator)
-        batches = prepare_batches(model, layer, pairs, config.batch_pairs)
         params = intervention.parameters()
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-        total = config.epochs * len(batches)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / config.steps)
         factors = torch.tensor(config.factors, dtype=torch.float32)
-        history, step = [], 0
-        for _ in range(config.epochs):
-            epoch_loss = 0.0
-            for b in torch.randperm(len(batches), generator=generator).tolist():
-                batch = batches[b]
-                m = factors[torch.randint(len(factors), (batch.n_pairs,), generator=generator)]
-                loss = batch_loss(model, intervention, batch, m, objective, config.add_sub)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-                optimizer.step()
-                schedule.step()
-                step += 1
-                epoch_loss += loss.item() * batch.n_pairs
-                if on_step:
-                    on_step(step, total, loss.item())
-            history.append(epoch_loss / len(pairs))
+        history: list[float] = []
+        epoch_loss = epoch_pairs = 0.0
+        # the pair order has its own generator: perf.flops replays the same groups from the seed alone
+        batches = minibatches(len(items), config.batch_pairs, config.steps, torch.Generator().manual_seed(seed))
+        for step, group in enumerate(batches, start=1):
+            batch = prepare_batch(model, layer, [items[i] for i in group])
+            m = factors[torch.randint(len(factors), (batch.n_pairs,), generator=generator)]
+            loss = batch_loss(model, intervention, batch, m, objective, config.add_sub, config.sub_mode, dropout)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            schedule.step()
+            epoch_loss += loss.item() * batch.n_pairs
+            epoch_pairs += batch.n_pairs
+            if epoch_pairs >= len(items) or step == config.steps:
+                history.append(epoch_loss / epoch_pairs)
+                epoch_loss = epoch_pairs = 0.0
+            if on_step:
+                on_step(step, config.steps, loss.item())
     trained = {name: t.detach().clone() for name, t in intervention.tensors.items()}
     return FORMS[form](layer, trained), history

@@ -48,8 +48,8 @@ def _fit_flops(config: RunConfig, loaded: LoadedModel, train: list[EncodedPair],
         raise SteerPuError(f"method '{config.method}': no FLOP count for a plug-in method's fit")
     hp = method.hyperparams
     return training_flops(
-        loaded.model, config.layer, train, config.form, int(hp["epochs"]),
-        int(hp["batch_pairs"]), bool(hp["add_sub"]), int(hp.get("rank", 4)), padded,
+        loaded.model, config.layer, train, config.form, int(hp["steps"]),
+        int(hp["batch_pairs"]), bool(hp["add_sub"]), int(hp.get("rank", 4)), padded, config.seed,
     )  # fmt: skip
 
 

@@ -24,9 +24,15 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel
 
+from steer_pu.architectures import decoder_layers, down_projection, projection_shape
 from steer_pu.engine.encoding import EncodedPair
-from steer_pu.engine.scoring import PackedPair, length_batches, longest_first, pack
-from steer_pu.models import decoder_layers
+from steer_pu.engine.scoring import PackedPair, length_batches, pack
+from steer_pu.methods.trainer import minibatches
+
+
+def _is_linear(module: torch.nn.Module) -> bool:
+    """nn.Linear, or GPT-2's Conv1D (a linear layer with its weight transposed)."""
+    return isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,8 @@ class ModelCosts:
     @classmethod
     def of(cls, model: PreTrainedModel, layer: int) -> ModelCosts:
         blocks = decoder_layers(model)
-        linear = tuple(2 * sum(m.weight.numel() for m in b.modules() if isinstance(m, torch.nn.Linear)) for b in blocks)
-        out_features, in_features = blocks[layer].mlp.down_proj.weight.shape
+        linear = tuple(2 * sum(m.weight.numel() for m in b.modules() if _is_linear(m)) for b in blocks)
+        out_features, in_features = projection_shape(down_projection(model, layer))
         return cls(linear, model.config.hidden_size, model.config.vocab_size, in_features, out_features)
 
     def blocks(self, layers: Iterable[int], tokens: int, width: int, backward: bool = False) -> float:
@@ -140,17 +146,19 @@ def training_flops(
     layer: int,
     pairs: list[EncodedPair],
     form: str,
-    epochs: int,
+    steps: int,
     batch_pairs: int,
     add_sub: bool,
     rank: int = 4,
     padded: bool = True,
+    seed: int = 0,
 ) -> float:
-    """:func:`~steer_pu.methods.trainer.train_intervention`: the recording pass, then per step
-    the steered replay(s) and their backward pass."""
+    """:func:`~steer_pu.methods.trainer.train_intervention` with ``seed``: per step the recording
+    pass over that step's pairs (the same groups the trainer draws from the seed), then the steered
+    replay(s) and their backward pass."""
     costs = ModelCosts.of(model, layer)
     n = len(costs.block_linear)
-    items = longest_first(pack(pairs))
+    items = pack(pairs)
     # the intervention's own matmuls at block L, per token: forward, and its weight gradients
     extra_forward, extra_backward = {
         "vector": (0, 0),
@@ -160,8 +168,8 @@ def training_flops(
     # the vector is added after block L, so gradients stop above it; LoRA and local weight sit inside it
     backward_from = layer + 1
     total = 0.0
-    for start in range(0, len(items), batch_pairs):
-        batch = items[start : start + batch_pairs]
+    for group in minibatches(len(items), batch_pairs, steps, torch.Generator().manual_seed(seed)):
+        batch = [items[i] for i in group]
         scored = _scored(batch)
         tokens = sum(t for t, _ in _rows(batch, padded))
         total += _pass(costs, range(n), batch, padded) + costs.projection(scored)  # recording + reference
@@ -173,5 +181,5 @@ def training_flops(
             + costs.projection(scored)
             + extra_backward * tokens
         )
-        total += epochs * (2 if add_sub else 1) * step
+        total += (2 if add_sub else 1) * step
     return total

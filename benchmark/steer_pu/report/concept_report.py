@@ -196,8 +196,9 @@ def build_report(
     return Report(model, loaded.weights_sha256, layer, grid, info.version, info.sha256, rows)
 
 
-def render_markdown(report: Report, command: str) -> str:
-    """The report as Markdown: provenance, one table row per concept, the flagged concepts."""
+def render_markdown(report: Report, command: str, before: Report | None = None) -> str:
+    """The report as Markdown: provenance, one table row per concept, the flagged concepts, the
+    shortcut and length section and, with ``before`` (an older suite's report), a before/after table."""
     grid = ", ".join(f"{m:g}" for m in report.strengths)
     lines = [
         "# Concept-suite report",
@@ -235,6 +236,8 @@ def render_markdown(report: Report, command: str) -> str:
     if flagged:
         lines.append("Flagged: " + "; ".join(f"{r.name} ({', '.join(r.flags)})" for r in flagged) + ".")
     lines += _length_section(report)
+    if before is not None:
+        lines += _before_after(before, report)
     return "\n".join(lines) + "\n"
 
 
@@ -271,5 +274,41 @@ def _length_section(report: Report) -> list[str]:
         "",
         f"Across the {len(report.rows)} concepts, the correlation of mean ΔT with p(0) is "
         + (f"r = {r:+.2f}." if r is not None else "undefined (fewer than 3 concepts, or a constant side)."),
+    ]
+    return lines
+
+
+def _before_after(before: Report, after: Report) -> list[str]:
+    """The same figures on an older suite and this one, side by side, concept by concept."""
+    old = {r.name: r for r in before.rows}
+    v0, v1 = before.suite_version, after.suite_version
+    lines = [
+        "",
+        f"## Suite {v0} → {v1}",
+        "",
+        f"Each cell is {v0} → {v1}, under `{after.model}` (its tokenizer for lengths, its p(0)); the audit "
+        "columns are held-out accuracies at picking the positive (chance 0.50, release limit 0.60).",
+        "",
+        "| concept | test pairs | length | first word | function words | within 2 | mean ΔT | p(0) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def pair(a, b, fmt: str) -> str:
+        return f"{_num(a, fmt)} → {_num(b, fmt)}"
+
+    for r in after.rows:
+        o = old.get(r.name)
+        oa, na = (o.audit or {}) if o else {}, r.audit or {}
+        audit = [pair(oa.get(k), na.get(k), ".2f") for k in ("length", "first_word", "function_words")]
+        lines.append(
+            f"| {r.name} | {pair(o.n_test if o else None, r.n_test, 'd')} | {' | '.join(audit)} "
+            f"| {pair(o.within_2 if o else None, r.within_2, '.0%')} "
+            f"| {pair(o.mean_len_diff if o else None, r.mean_len_diff, '+.2f')} "
+            f"| {pair(o.p0 if o else None, r.p0, '.3f')} |"
+        )
+    lines += [
+        "",
+        f"Across concepts, r(mean ΔT, p(0)): {_num(before.len_p0_r, '+.2f')} on {v0} → "
+        f"{_num(after.len_p0_r, '+.2f')} on {v1} (target |r| < 0.3).",
     ]
     return lines

@@ -92,7 +92,16 @@ def _validated(model: type[BaseModel], raw: dict, path: Path) -> Any:
         raise SteerPuError(f"{path}: {first_field_error(exc)}") from None
 
 
-_PEFT_KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.mlp\.down_proj\.lora_([AB])(?:\.default)?\.weight$")
+def _peft_key() -> re.Pattern[str]:
+    """``…<blocks>.<N>.<down-projection>.lora_A/B[.default].weight`` for every supported family."""
+    from steer_pu.architectures import ARCHITECTURES
+
+    blocks = "|".join(sorted({re.escape(a.layers) for a in ARCHITECTURES}))
+    downs = "|".join(sorted({re.escape(a.down_proj) for a in ARCHITECTURES}))
+    return re.compile(rf"(?:^|\.)(?:{blocks})\.(\d+)\.(?:{downs})\.lora_([AB])(?:\.default)?\.weight$")
+
+
+_PEFT_KEY = _peft_key()
 
 
 def artifact_for(root: Path, concept: str, n_concepts: int) -> Path:
@@ -174,7 +183,8 @@ def _load_peft(path: Path, num_layers: int | None = None) -> LoRAIntervention:
         match = _PEFT_KEY.search(key)
         if match is None:
             raise SteerPuError(
-                f"{weights}: tensor '{key}' is not a LoRA on mlp.down_proj; only down_proj adapters are supported"
+                f"{weights}: tensor '{key}' is not a LoRA on a decoder block's MLP down-projection "
+                "(mlp.down_proj, mlp.c_proj, mlp.dense_4h_to_h, fc2); only those adapters are supported"
             )
         found.setdefault(int(match.group(1)), {})[match.group(2)] = tensor
     if len(found) != 1:
@@ -196,32 +206,43 @@ def _load_peft(path: Path, num_layers: int | None = None) -> LoRAIntervention:
 
 def check_fits(control: Intervention | PromptControl, model: Any, where: Path | str) -> None:
     """The control's layer and tensor shapes against a loaded model (a ``transformers`` model):
-    refuse, naming the tensor, what would fail or broadcast wrongly inside a forward pass."""
+    refuse, naming the tensor, what would fail or broadcast wrongly inside a forward pass.
+
+    Shapes come from the family's own modules (:mod:`steer_pu.architectures`): the block output is as
+    wide as the down-projection's output, the MLP's hidden state as its input. A peft adapter sits on
+    the down-projection, so on a family whose native update goes to the block output past a norm
+    (Gemma-2/3) it would be applied somewhere else than peft applies it: refused."""
+    from steer_pu.architectures import architecture, decoder_layers, down_projection, projection_shape
+
     if not isinstance(control, Intervention):
         return
-    config = getattr(model, "config", None)
-    config = getattr(config, "text_config", None) or config
-    num_layers = getattr(config, "num_hidden_layers", None)
-    hidden = getattr(config, "hidden_size", None)
-    inner = getattr(config, "intermediate_size", None)
-    if isinstance(num_layers, int):
-        check_layer(Path(where), control.layer, num_layers)
+    arch = architecture(model)
+    check_layer(Path(where), control.layer, len(decoder_layers(model)))
+    if (
+        isinstance(control, LoRAIntervention)
+        and (Path(where) / PEFT_CONFIG).is_file()
+        and arch.mlp_update != "down_proj"
+    ):
+        raise SteerPuError(
+            f"{Path(where) / PEFT_CONFIG}: a peft adapter on the down-projection cannot be run as steer-pu's LoRA on "
+            f"{arch.family}, where the update is added to the block output past the norm that follows the MLP "
+            "(as in the paper's reference code); train it with steer-pu or convert it to an intervention folder"
+        )
+    out_features, in_features = projection_shape(down_projection(model, control.layer))
     expected: dict[str, tuple[int | None, ...]] = {
-        "vector": (hidden,),
-        "lora_A": (None, inner),
-        "lora_B": (hidden, None),
-        "delta_weight": (hidden, inner),
-        "delta_bias": (hidden,),
+        "vector": (out_features,),
+        "lora_A": (None, in_features),
+        "lora_B": (out_features, None),
+        "delta_weight": (out_features, in_features),
+        "delta_bias": (out_features,),
     }
     for name, tensor in control.tensors.items():
-        want = expected.get(name)
-        if want is None or not all(isinstance(w, int) or w is None for w in want):
-            continue
+        want = expected[name]
         if len(want) != tensor.ndim or any(w is not None and w != got for w, got in zip(want, tensor.shape)):
             shown = "(" + ", ".join("r" if w is None else str(w) for w in want) + ("," if len(want) == 1 else "") + ")"
             raise SteerPuError(
                 f"{where}: tensor '{name}' has shape {tuple(tensor.shape)}; the model needs {shown} "
-                f"(hidden size {hidden}, MLP size {inner})"
+                f"(hidden size {out_features}, MLP size {in_features})"
             )
 
 

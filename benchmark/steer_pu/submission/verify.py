@@ -511,6 +511,12 @@ def _rerun(report: VerifyReport, loaded, suite_dir: Path, names: list[str], thre
             f"method.name: '{sub.method.name}' is not a built-in method; only built-ins are re-trained "
             "(plug-in entries must commit their artifacts)"
         )
+    if "epochs" in sub.method.hyperparams:
+        raise SteerPuError(
+            "method.hyperparams.epochs: trained by steer-pu's earlier schedule (a budget in epochs, no dropout, "
+            "peft's LoRA init); this version trains differently and cannot re-train it; re-score its committed "
+            "artifacts (verify without --retrain) or re-run the method"
+        )
     config = RunConfig(
         model=str(loaded.name), method=sub.method.name, form=sub.method.form, layer=sub.method.layer,
         concepts=names, strengths=list(sub.method.strengths), seed=sub.seeds.method,
