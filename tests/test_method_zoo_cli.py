@@ -66,7 +66,7 @@ def test_trained_methods_run(tiny_model_dir, tiny_suite, tmp_path, method, form,
     assert set(table.method) == {method} and set(table.form) == {form}
     assert len(table) == len(strengths.split(",")) + 1
     meta = json.loads((tmp_path / "r" / "artifacts" / "cheer" / f"{method}-{form}" / "meta.json").read_text())
-    assert meta["hyperparams"]["epochs"] == 1 and meta["seed"] == 0 and len(meta["train_loss_per_epoch"]) == 1
+    assert meta["hyperparams"]["steps"] == 2 and meta["seed"] == 0 and len(meta["train_loss_per_epoch"]) == 1
     config = json.loads((tmp_path / "r" / "run.json").read_text())["config"]
     assert config["hyperparams"]["batch_pairs"] == 3  # recorded in the results' provenance
 

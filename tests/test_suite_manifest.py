@@ -81,6 +81,14 @@ def change_a_file(suite: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def add_a_shortcut(suite: Path) -> None:
+    """Every optimism positive ends in "!" (no negative does): punctuation alone then picks it."""
+    for split in ("train", "test"):
+        path = suite / "optimism" / f"{split}.jsonl"
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps({**r, "positive": r["positive"][:-1] + "!"}) + "\n" for r in records))
+
+
 def test_refuses_changed_files_without_bump(suite_copy):
     before = (suite_copy / MANIFEST_NAME).read_bytes()
     version = load_manifest(suite_copy).version
@@ -100,7 +108,8 @@ def test_refuses_changed_files_without_bump(suite_copy):
     assert (suite_copy / MANIFEST_NAME).read_bytes() == before  # nothing written
     assert not [p for p in suite_copy.iterdir() if p.name.startswith(".")]
 
-    # suite 2.0.0 has surface shortcuts and fails length control: the release gate refuses it
+    # a cue only the positives carry is a surface shortcut: the release gate refuses it
+    add_a_shortcut(suite_copy)
     gated = runner.invoke(app, ["tasks", "manifest", "--suite", str(suite_copy), "--bump", "minor"])
     assert gated.exit_code == 2 and "refusing to release version" in gated.output, gated.output
     assert (suite_copy / MANIFEST_NAME).read_bytes() == before  # nothing written

@@ -273,3 +273,28 @@ def test_wrong_hash_for_the_current_or_an_older_release_fails(entry: Entry):
     report = verify(entry.file, suite_dir=entry.suite, rescore=False)
     assert report.older_suite is None and not report.ok
     assert f"nor release {old}'s sha256" in report.failures()[0].detail
+
+
+@pytest.mark.parametrize("edit", ["dropped", "foreign"])
+def test_pair_ids_are_checked_against_the_current_suite(entry: Entry, edit: str):
+    """On the suite it was scored on, an entry's pair ids must be the concept's test ids in order:
+    a dropped pair or an id the suite lacks fails, naming the field (the hostile corpus's committed
+    entries are on an older suite, where pair ids cannot be checked, so the check is pinned here)."""
+    data = entry.data()
+    ids = data["concepts"]["cheer"]["pair_ids"]
+    if edit == "dropped":  # the last pair out of every per-pair array too, so the file stays consistent
+        n = len(ids)
+        ids.pop()
+        data["concepts"]["cheer"]["len_pos"].pop()
+        data["concepts"]["cheer"]["len_neg"].pop()
+        for point in data["concepts"]["cheer"]["strengths"]:
+            for value in point.values():
+                if isinstance(value, list) and len(value) == n:
+                    value.pop()
+            point["n"] = n - 1
+    else:
+        ids[0] = "cheer-test-9999"
+    entry.write(data)
+    result = runner.invoke(app, ["verify", str(entry.file), "--suite", str(entry.suite), "--no-rescore"])
+    assert result.exit_code == 1, result.output
+    assert "concepts.cheer.pair_ids" in result.output and "NOT verified" in result.output

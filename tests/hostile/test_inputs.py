@@ -115,7 +115,7 @@ def _build_suite(name: str, spec: dict, scratch: Path) -> list[tuple[list[str], 
         shutil.copyfile(src, dest)
     if name == "huge_prompt_50mb":
         prompt = "Describe the sea. " * (50 * MB // 18)
-        pair = {"id": f"{base}-test-0051", "prompt": prompt, "positive": "a", "negative": "b"}
+        pair = {"id": f"{base}-test-0101", "prompt": prompt, "positive": "a", "negative": "b"}
         with (folder / "test.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(pair) + "\n")
     elif name == "deep_json_line":

@@ -215,6 +215,34 @@ def render_markdown(report: Report, command: str, before: Report | None = None) 
         f"- flags: **saturated** when p(0) > {SATURATED_HIGH:g} or < {SATURATED_LOW:g}; "
         f"**unmoved** when best p − p(0) < {MIN_GAIN:g}.",
         "",
+    ]
+    if len(report.strengths) == 1:  # --strengths 0: p(0) and the audit only, no sweep to judge movement by
+        lines += [
+            "Scored at m = 0 only: saturation is checked here, movability is not (no sweep).",
+            "",
+            "| concept | format | version | train/test | tokens +/− | p(0) | flags |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in report.rows:
+            flags = [f for f in r.flags if f != "unmoved"]
+            lines.append(
+                f"| {r.name} | {r.format} | {r.version} | {r.n_train}/{r.n_test} "
+                f"| {r.tokens_pos:.1f}/{r.tokens_neg:.1f} | {r.p0:.3f} | {', '.join(flags) or '-'} |"
+            )
+        saturated = [r.name for r in report.rows if "saturated" in r.flags]
+        lines += ["", f"{len(report.rows) - len(saturated)} of {len(report.rows)} concepts are unsaturated "
+                  f"({SATURATED_LOW:g} ≤ p(0) ≤ {SATURATED_HIGH:g})."]  # fmt: skip
+    else:
+        lines += _sweep_table(report)
+    lines += _length_section(report)
+    if before is not None:
+        lines += _before_after(before, report)
+    return "\n".join(lines) + "\n"
+
+
+def _sweep_table(report: Report) -> list[str]:
+    """One row per concept of the DiffMean sweep: p(0), best and worst p at u ≥ MIN_UTILITY, flags."""
+    lines = [
         "| concept | format | version | train/test | tokens +/− | p(0) "
         "| best p (u ≥ 0.9) | m | u | gain | worst p | flags |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -235,10 +263,7 @@ def render_markdown(report: Report, command: str, before: Report | None = None) 
     ]
     if flagged:
         lines.append("Flagged: " + "; ".join(f"{r.name} ({', '.join(r.flags)})" for r in flagged) + ".")
-    lines += _length_section(report)
-    if before is not None:
-        lines += _before_after(before, report)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _num(value: float | None, fmt: str) -> str:
