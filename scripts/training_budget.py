@@ -126,6 +126,7 @@ def report(args: argparse.Namespace) -> None:
                 axes[1][col].plot(xs, [by_steps[s]["loss_last_epoch"] for s in xs], marker="o")
             for row, label in enumerate(("FA", "training loss (last epoch)")):
                 axes[row][col].set_xscale("log", base=2)
+                axes[row][col].set_xticks(budgets, [str(b) for b in budgets])
                 axes[row][col].set_xlabel("optimiser steps (batch of 4 pairs)")
                 axes[row][col].set_ylabel(label)
             axes[0][col].set_title(concept)

@@ -16,22 +16,29 @@ reproduce them from the file alone.
 
 In a fresh clone with no remote and no parent commit nothing counts as changed, and every
 entry is spot-checked (the test says so in its output).
+
+An entry scored on an older suite release is re-scored on that release, rebuilt from git history
+(``suite_release``); without the history its offline older-suite checks still run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import random
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from steer_pu.interventions.base import TENSORS_FILE
-from steer_pu.paths import default_submissions_dir
+from steer_pu.paths import default_submissions_dir, default_suite_dir
 from steer_pu.submission.parse import load_submission
 from steer_pu.submission.verify import verify
+from steer_pu.suite.manifest import suite_info
 
 pytestmark = pytest.mark.integration
 SPOT_PAIRS = 4  # one concept of an unchanged entry: ~25 s at 1 thread
@@ -113,8 +120,29 @@ def test_sample_is_reproducible_and_follows_the_file(tmp_path):
     assert seeded_sample(a, ["x", "y"], 4, n) != seeded_sample(b, ["x", "y"], 4, n)
 
 
+def suite_release(version: str, into: Path) -> Path | None:
+    """The repo suite as released at ``version``, rebuilt from git history into ``into`` (None
+    without git or without such a release): an entry scored on an older suite is re-scored on it."""
+    manifest = "tasks/steer_pu/MANIFEST.json"
+    for commit in (_git("log", "--format=%H", "--", manifest) or "").split():
+        try:
+            released = json.loads(_git("show", f"{commit}:{manifest}") or "{}").get("version")
+        except json.JSONDecodeError:
+            continue
+        if released == version:
+            archive = subprocess.run(
+                ["git", "archive", commit, "tasks/steer_pu"], cwd=ROOT, capture_output=True, timeout=120
+            )
+            if archive.returncode != 0:
+                return None
+            with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+                tar.extractall(into, filter="data")
+            return into / "tasks" / "steer_pu"
+    return None
+
+
 @pytest.mark.parametrize("path", CHEAP, ids=[p.stem for p in CHEAP])
-def test_committed_entry_rescores(path):
+def test_committed_entry_rescores(path, tmp_path):
     sub = load_submission(path)
     n_pairs = {name: len(c.pair_ids) for name, c in sub.concepts.items()}
     rng = random.Random(int(hashlib.sha256(path.read_bytes()).hexdigest(), 16) ^ 1)
@@ -124,7 +152,15 @@ def test_committed_entry_rescores(path):
     else:
         concepts, pairs = [rng.choice(sorted(sub.concepts))], SPOT_PAIRS
     sample = seeded_sample(path, concepts, pairs, n_pairs)
-    report = verify(path, sample=sample)
+    suite_dir = None
+    if sub.suite.version != suite_info(default_suite_dir()).version:
+        suite_dir = suite_release(sub.suite.version, tmp_path)
+        if suite_dir is None:  # no history to rebuild it from: the older-suite checks still run
+            report = verify(path, sample=sample)
+            assert report.ok and report.older_suite is not None, [str(c) for c in report.failures()]
+            print(f"{path.name}: scored on suite {sub.suite.version}, not in this checkout's history: not re-scored")
+            return
+    report = verify(path, sample=sample, suite_dir=suite_dir)
     assert report.ok, [f"{c.scope} {c.what}: {c.detail}" for c in report.failures()]
     for name, rows in sample.items():
         assert report.rescored[name]["pairs"] == len(rows)

@@ -85,7 +85,9 @@ def test_vector_through_steered_model(smollm, unsteered, tmp_path):
     gen = torch.Generator().manual_seed(0)
     vec, m = VectorIntervention(smollm.default_layer, {"vector": torch.randn(576, generator=gen)}), 4.0
     native = _native_means(smollm, vec, m)
-    assert abs(native[0] - unsteered[0]) > 0.05  # the vector really moves PrefOdds
+    # the vector really acts: it moves UtilOdds (on the suite's minimal pairs a random direction
+    # degrades both poles alike, so PrefOdds alone may barely move)
+    assert abs(native[1] - unsteered[1]) > 0.05
     cfg = export_steered(vec, m, tmp_path / "steer.pt")
     _assert_equal(_lm_eval_means("steered", f"pretrained={smollm.path},steer_path={cfg},{EXACT}"), native)
 

@@ -47,7 +47,7 @@ def test_report_one_concept_then_cached(tmp_path, monkeypatch):
     report = (tmp_path / "R.md").read_text()
     row = next(line for line in report.splitlines() if line.startswith("| callousness |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1:4] == ["choice", "2.0.0", "12/6"]
+    assert cells[1:4] == ["choice", "3.0.0", "12/6"]
     tokens = [float(t) for t in cells[4].split("/")]
     assert all(8 < t < 30 for t in tokens)  # "Yes, <6–18 word reason>." + the end-of-turn token
     assert cells[5] == f"{p0:.3f}" and cells[6] == f"{best:.3f}" and 0 < p0 < 1
