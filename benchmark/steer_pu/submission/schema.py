@@ -13,6 +13,7 @@ is one :class:`~steer_pu.errors.SteerPuError` naming the file and the field.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Annotated, Any, Literal
 
@@ -182,6 +183,63 @@ class Artifact(_Record):
         return self
 
 
+GENERATIONS_VERSION = 1  # version of the optional per-concept ``generations`` section
+MAX_GENERATION_PROMPTS = 16  # K of ``run --generate K``
+MAX_NEW_TOKENS = 64  # per continuation (the harness generates 48)
+MAX_GENERATED_CHARS = 2000  # of one decoded continuation
+
+
+class GeneratedText(_Record):
+    """One greedy continuation and its judge-free text statistics (steer_pu.analysis.text_stats)."""
+
+    token_ids: Annotated[
+        list[Annotated[int, Field(strict=True, ge=0, le=2**31)]], Field(min_length=1, max_length=MAX_NEW_TOKENS)
+    ]
+    text: Annotated[str, StringConstraints(max_length=MAX_GENERATED_CHARS)]  # untrusted: shown as text only
+    fluency_nll: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, le=1e4)]
+    repetition: UnitFloat | None  # None: fewer than 3 words
+    distinct2: UnitFloat | None  # None: fewer than 2 words
+    keyword_hit: bool | None  # None: the concept's card lists no keywords
+
+
+class StrengthGenerations(_Record):
+    m: StrengthValue
+    samples: Annotated[list[GeneratedText], Field(min_length=1, max_length=MAX_GENERATION_PROMPTS)]
+
+
+class Generations(_Record):
+    """Greedy continuations of K test prompts at every strength (``run --generate K``).
+
+    ``sha256`` covers the prompts, strengths and token ids (:func:`generations_sha256`): the
+    offline check recomputes it and the statistics that need no model; ``verify`` regenerates
+    the tokens and compares them token for token.
+    """
+
+    version: Literal[1]
+    max_new_tokens: Annotated[int, Field(strict=True, ge=1, le=MAX_NEW_TOKENS)]
+    pair_ids: Annotated[list[ShortText], Field(min_length=1, max_length=MAX_GENERATION_PROMPTS)]
+    strengths: Annotated[list[StrengthGenerations], Field(min_length=1, max_length=16)]
+    sha256: Sha256
+
+    @model_validator(mode="after")
+    def _shapes(self) -> Generations:
+        if len(set(self.pair_ids)) != len(self.pair_ids):
+            raise ValueError("pair_ids must be unique")
+        for s in self.strengths:
+            if len(s.samples) != len(self.pair_ids):
+                raise ValueError(f"strength m={s.m:g}: {len(s.samples)} samples for {len(self.pair_ids)} pair_ids")
+            for sample in s.samples:
+                if len(sample.token_ids) > self.max_new_tokens:
+                    raise ValueError(f"strength m={s.m:g}: a sample has more than max_new_tokens tokens")
+        return self
+
+
+def generations_sha256(pair_ids: list[str], strengths: list[tuple[float, list[list[int]]]]) -> str:
+    """sha256 of a generations section's content: pair ids, and per strength its token ids."""
+    record = {"pair_ids": pair_ids, "strengths": [{"m": m, "token_ids": ids} for m, ids in strengths]}
+    return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 class ConceptResult(_Record):
     pair_ids: Annotated[list[ShortText], Field(min_length=1, max_length=MAX_PAIRS)]
     len_pos: Annotated[list[Count], Field(max_length=MAX_PAIRS)]
@@ -192,6 +250,7 @@ class ConceptResult(_Record):
     fa_gain: UnitFloat
     fa_negative: UnitFloat | None
     artifact: Artifact | None
+    generations: Generations | None = None  # optional (run --generate K); absent in older entries
 
     @model_validator(mode="after")
     def _shapes(self) -> ConceptResult:
@@ -244,6 +303,10 @@ class Submission(_Record):
         for name, result in self.concepts.items():
             if [s.m for s in result.strengths] != self.method.strengths:
                 raise ValueError(f"concepts.{name}.strengths: the strengths differ from the declared method.strengths")
+            if result.generations is not None and [s.m for s in result.generations.strengths] != self.method.strengths:
+                raise ValueError(
+                    f"concepts.{name}.generations.strengths: the strengths differ from the declared method.strengths"
+                )
         if self.method.layer >= self.model.num_layers:
             raise ValueError(
                 f"method.layer {self.method.layer} is not a layer of a {self.model.num_layers}-layer model"
@@ -270,7 +333,11 @@ def _compact_json(obj: Any, indent: int = 0) -> str:
 
 
 def dump_submission(sub: Submission) -> str:
-    return _compact_json(sub.model_dump(mode="json")) + "\n"
+    data = sub.model_dump(mode="json")
+    for concept in data["concepts"].values():  # the optional section is absent, not null, when not made
+        if concept.get("generations") is None:
+            concept.pop("generations", None)
+    return _compact_json(data) + "\n"
 
 
 def json_schema() -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
 from steer_pu.errors import SteerPuError, first_field_error
 from steer_pu.io import hash_file_into
@@ -38,6 +38,7 @@ CONCEPT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_]{0,63}$"
 CONCEPT_NAME_RULE = "1-64 characters of a-z, 0-9 and _, starting with a letter or digit"
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=False)]
 CardText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CARD_FIELD_CHARS)]
+Keyword = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z' -]{0,39}$")]  # lower case, one word or phrase
 
 
 class Pair(BaseModel):
@@ -74,6 +75,9 @@ class Card(BaseModel):
     # imported third-party data whose surface shortcuts or length imbalance the suite keeps on purpose:
     # the reason, which lets `steer-pu tasks manifest --bump` release it (tasks/README.md)
     allow_shortcuts: CardText | None = None
+    # topic concepts: words whose appearance in a generation counts as the concept showing up
+    # (steer_pu.analysis.text_stats.keyword_hit; whole words, plurals included)
+    keywords: Annotated[list[Keyword], Field(min_length=1, max_length=64)] | None = None
 
     @field_validator("name")
     @classmethod
