@@ -25,6 +25,8 @@ from steer_pu.models import DEFAULT_MODEL
 if TYPE_CHECKING:
     from steer_pu.runs.run import RunConfig
 
+# the generations' text statistics (run --generate), as the table heads them
+TEXT_COLUMNS = {"fluency_nll": "fluency NLL", "repetition": "rep-3", "distinct2": "dist-2", "keyword_hit": "keyword"}
 MIN_UTILITY = 0.9  # the "best p at u ≥ 0.9" column of the summary (as in `steer-pu tasks report`)
 
 
@@ -49,6 +51,13 @@ def run_command(
     ] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
+    generate: Annotated[
+        Optional[int],
+        typer.Option(
+            help="K test prompts per concept continued greedily (48 new tokens) at every strength, "
+            "with text statistics (default: none; a resume keeps the run's)"
+        ),
+    ] = None,
     token_budget: Annotated[
         Optional[int],
         typer.Option(help="tokens per forward batch (default: as the device's free memory allows; a resume keeps its)"),
@@ -88,6 +97,7 @@ def run_command(
         suite_dir=str(suite_dir),
         threads=threads,
         token_budget=token_budget,
+        generate=generate,
         device=device,
         dtype=dtype,
         artifact=str(artifact.resolve()) if artifact is not None else None,
@@ -118,6 +128,9 @@ def run_command(
         "u",
         title=literal(f"{method}-{config.form} on {model}, layer {config.layer}"),
     )
+    text_columns = [c for c in TEXT_COLUMNS if c in table.columns]
+    for name in text_columns:
+        view.add_column(TEXT_COLUMNS[name])
     for row in table.itertuples():
         literal_row(
             view,
@@ -127,10 +140,15 @@ def run_command(
             f"{row.util_logodds:.3f}",
             f"{row.p:.3f}",
             f"{row.u:.3f}",
+            *(_stat(getattr(row, name)) for name in text_columns),
         )
     console.print(view)
     console.print(f"results: {out / 'results.csv'}", markup=False)
     print_answer(out, config, whole_suite=set(concept_names) >= {p.name for p in concept_dirs(suite_dir)})
+
+
+def _stat(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.2f}"  # NaN: a concept without generations
 
 
 def _checked_config(**fields) -> RunConfig:

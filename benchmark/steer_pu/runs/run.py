@@ -48,6 +48,13 @@ from steer_pu.io import atomic_write_json, atomic_write_text
 from steer_pu.methods import Method, PromptControl, check_grid, get_method
 from steer_pu.models import LoadedModel, load_model
 from steer_pu.runs.artifacts import artifact_for, artifact_sha256, check_fits, load_artifact
+from steer_pu.runs.generations import (
+    MAX_GENERATE,
+    generations_path,
+    make_generations,
+    read_generations,
+    strength_summary,
+)
 from steer_pu.suite.concepts import Concept, Pair, concept_sha256, load_concepts
 
 RUN_FILE = "run.json"
@@ -76,6 +83,9 @@ class RunConfig(BaseModel):
     artifact: str | None = None  # a ready artifact folder instead of training (method "artifact")
     device: str = "cpu"  # resolved (steer_pu.devices): cpu, cuda:N, mps, auto-map; older runs: cpu
     dtype: str = "float32"  # the model's dtype; older runs: float32
+    # K test prompts per concept continued greedily at every strength (0: none); None: as recorded
+    # in run.json (a resume without --generate keeps the run's), else 0
+    generate: int | None = 0
 
     @field_validator("strengths")
     @classmethod
@@ -96,6 +106,13 @@ class RunConfig(BaseModel):
         repeated = sorted({c for c in value if value.count(c) > 1})
         if repeated:
             raise ValueError(f"concept(s) {', '.join(repeated)} given more than once")
+        return value
+
+    @field_validator("generate")
+    @classmethod
+    def _generate_range(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= MAX_GENERATE:
+            raise ValueError(f"must be between 0 and {MAX_GENERATE} prompts per concept, got {value}")
         return value
 
     @field_validator("threads")
@@ -211,6 +228,10 @@ def _check_or_write_run_file(out: Path, config: RunConfig, provenance: dict[str,
             # provenance fields newer than the run (device_info) were not recorded: not a difference
             keys = set(old) | set(new) if section == "config" else set(old)
             diff = sorted(k for k in keys if old.get(k) != new.get(k))
+            if section == "config" and diff == ["generate"] and not old.get("generate"):
+                # adding generations to a run changes none of its scores: the run file records them
+                atomic_write_json(path, {**previous, "config": record["config"]})
+                return
             if diff:
                 raise SteerPuError(
                     f"{path}: an earlier run in this directory used different {section} "
@@ -238,16 +259,24 @@ def placed(config: RunConfig, loaded: LoadedModel, out: Path) -> RunConfig:
         )
     budget = config.token_budget
     if budget is None:
-        recorded = out / RUN_FILE
-        try:
-            budget = json.loads(recorded.read_text())["config"]["token_budget"] if recorded.is_file() else None
-        except (OSError, ValueError, KeyError, TypeError):
-            budget = None  # unreadable: the run-file check names the problem
+        budget = _recorded(out, "token_budget")
         if not isinstance(budget, int) or isinstance(budget, bool):
             from steer_pu.engine.scoring import resolve_token_budget
 
             budget = resolve_token_budget(loaded.model, None)
-    return config.model_copy(update={"device": device, "dtype": dtype, "token_budget": budget})
+    generate = config.generate
+    if generate is None:
+        generate = _recorded(out, "generate")
+        generate = generate if isinstance(generate, int) and not isinstance(generate, bool) else 0
+    return config.model_copy(update={"device": device, "dtype": dtype, "token_budget": budget, "generate": generate})
+
+
+def _recorded(out: Path, field: str) -> Any:
+    """``field`` of the config in ``out``'s run.json (None when absent or unreadable)."""
+    try:
+        return json.loads((out / RUN_FILE).read_text())["config"].get(field)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # unreadable: the run-file check names the problem
 
 
 class RunRecord(NamedTuple):
@@ -461,6 +490,11 @@ def execute(
     concepts = load_concepts(Path(config.suite_dir), config.concepts)
     loaded = loaded or load_model(config.model, config.device, config.dtype)
     config = placed(config, loaded, out)
+    too_few = [c for c in concepts if config.generate and config.generate > len(c.test)]
+    if too_few:
+        raise SteerPuError(
+            f"--generate {config.generate}: concept {too_few[0].name} has only {len(too_few[0].test)} test prompts"
+        )
     if not 0 <= config.layer < loaded.num_layers:
         raise SteerPuError(f"layer {config.layer} out of range: {loaded.name} has layers 0..{loaded.num_layers - 1}")
     check_out(out)
@@ -484,6 +518,7 @@ def _execute_locked(config, out, loaded, method, grid, concepts, on_unit) -> pd.
     rows = []
     for concept in concepts:
         todo = [m for m in grid if not score_path(out / "scores" / concept.name / method_form, m).is_file()]
+        control: Control | None = None
         if todo:
             needs_steering = any(m != 0 for m in todo)
             control = _fit_or_load(method, loaded, fmt, config, concept, out) if needs_steering else None
@@ -505,8 +540,22 @@ def _execute_locked(config, out, loaded, method, grid, concepts, on_unit) -> pd.
                 done += 1
                 if on_unit:
                     on_unit(f"{concept.name} {strength_label(m)}", done, len(units))
+        generated = generations_path(out, concept.name, method_form)
+        if config.generate and not generated.is_file():
+            if control is None and any(m != 0 for m in grid):
+                control = _fit_or_load(method, loaded, fmt, config, concept, out)  # the saved artifact
+            wall = time.perf_counter()
+            record = make_generations(
+                loaded, control, fmt, concept, grid, config.generate, config.seed, config.token_budget
+            )
+            atomic_write_json(generated, {"concept": concept.name, **record})
+            _record_timing(out, f"{concept.name}.{method_form}", generate_wall_s=time.perf_counter() - wall)
+            if on_unit:
+                on_unit(f"{concept.name} generations", done, len(units))
+        text = strength_summary(read_generations(generated)) if generated.is_file() else {}
         for row in summarise(load_scores(out, concept.name, method_form)):
-            rows.append({"concept": concept.name, "method": config.method, "form": config.form, **row})
+            stats = text.get(row["m"], {})
+            rows.append({"concept": concept.name, "method": config.method, "form": config.form, **row, **stats})
     table = pd.DataFrame(rows)
     # m as %.6f where that is exact (as always), else exactly: 1.0000001 and 1.0000002 stay two rows
     exact_m = [f"{m:.6f}" if float(f"{m:.6f}") == m else repr(float(m)) for m in table.m]
