@@ -44,7 +44,7 @@ def make_run(root: Path, model_dir: Path, concepts: tuple[str, ...] = ("calm", "
     write_manifest(suite)
     config = RunConfig(
         model=str(model_dir), method="diffmean", form="vector", layer=1, concepts=list(concepts),
-        strengths=STRENGTHS, suite_dir=str(suite), threads=1,
+        strengths=STRENGTHS, suite_dir=str(suite), threads=1, generate=2,
     )  # fmt: skip
     execute(config, root / "run", loaded=load_model(str(model_dir)))
     return suite, root / "run"

@@ -10,12 +10,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from steer_pu.analysis.frontier import concept_scores, suite_score
+from steer_pu.analysis.frontier import concept_scores, suite_score, summarise
 from steer_pu.analysis.pair_scores import PairScores
 from steer_pu.cli.main import app
 from steer_pu.errors import SteerPuError
 from steer_pu.io import sha256_file
-from steer_pu.runs.run import summarise
+from steer_pu.submission.schema import generations_sha256
 from steer_pu.submission.verify import verify
 
 from .conftest import build_model, build_tokenizer
@@ -298,3 +298,48 @@ def test_pair_ids_are_checked_against_the_current_suite(entry: Entry, edit: str)
     result = runner.invoke(app, ["verify", str(entry.file), "--suite", str(entry.suite), "--no-rescore"])
     assert result.exit_code == 1, result.output
     assert "concepts.cheer.pair_ids" in result.output and "NOT verified" in result.output
+
+
+def _rehash(generations: dict) -> None:
+    """Recompute a generations section's sha256 after an edit (as a careful forger would)."""
+    strengths = [
+        (s["m"], [x["token_ids"] for x in s["samples"]], [x["text"] for x in s["samples"]])
+        for s in generations["strengths"]
+    ]
+    generations["sha256"] = generations_sha256(generations["pair_ids"], strengths)
+
+
+def test_generations_are_checked_offline_and_regenerated_token_for_token(base_entry: Entry):
+    report = verify(base_entry.file, suite_dir=base_entry.suite)
+    assert report.ok, failures(report)
+    for name in ("calm", "cheer"):
+        assert report.status(name, "generations") == "ok" and report.status(name, "regenerate") == "ok"
+        assert report.rescored[name]["generations_identical"] == 1.0
+    retrained = verify(base_entry.file, suite_dir=base_entry.suite, retrain=True, concepts=["calm"])
+    assert retrained.ok, failures(retrained)
+    assert retrained.status("calm", "regenerate") == "ok"
+
+
+@pytest.mark.parametrize("edit", ["text", "tokens", "prompts", "stats"])
+def test_edited_generations_fail_naming_the_field(entry: Entry, edit: str):
+    data = entry.data()
+    gen = data["concepts"]["cheer"]["generations"]
+    sample = gen["strengths"][1]["samples"][0]
+    if edit == "text":  # not re-hashed: the offline check sees it
+        sample["text"] = "an edited continuation"
+        expected = "cheer generations: concepts.cheer.generations.sha256"
+    elif edit == "tokens":  # re-hashed: only the regeneration can tell
+        sample["token_ids"] = [sample["token_ids"][0] + 1, *sample["token_ids"][1:]]
+        _rehash(gen)
+        expected = "cheer regenerate: concepts.cheer.generations.strengths.1.samples.0.token_ids"
+    elif edit == "prompts":  # another choice of prompts than the seeded rule's
+        gen["pair_ids"] = list(reversed(data["concepts"]["cheer"]["pair_ids"][-2:]))
+        _rehash(gen)
+        expected = "cheer generations: concepts.cheer.generations.pair_ids: not the seeded choice"
+    else:
+        sample["repetition"] = 0.5 if sample["repetition"] != 0.5 else 0.25
+        expected = "cheer generations: concepts.cheer.generations.strengths.1.samples.0.repetition"
+    entry.write(data)
+    report = verify(entry.file, suite_dir=entry.suite, concepts=["cheer"])
+    assert not report.ok
+    assert any(f.startswith(expected) for f in failures(report)), failures(report)

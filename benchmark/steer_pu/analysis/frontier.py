@@ -369,3 +369,25 @@ def suite_score(
         seed=seed,
         per_concept=per_concept,
     )
+
+
+def summarise(scores_by_strength: dict[float, PairScores]) -> list[dict[str, float]]:
+    """Per strength: mean PrefOdds, mean UtilOdds, preference score p and utility retention u."""
+    strengths = sorted(scores_by_strength)
+    points = {pt.m: pt for pt in strength_points(scores_by_strength)}
+    # the log-odds are per pair: one call on (strengths × pairs) arrays for the whole sweep
+    nll_pos = np.stack([scores_by_strength[m].nll_pos for m in strengths])
+    nll_neg = np.stack([scores_by_strength[m].nll_neg for m in strengths])
+    pref = metrics.pref_logodds(nll_pos, nll_neg).mean(axis=1)
+    util = metrics.util_logodds(nll_pos, nll_neg).mean(axis=1)
+    return [
+        {
+            "m": m,
+            "pref_logodds": float(pref[i]),
+            "util_logodds": float(util[i]),
+            "p": points[m].p,
+            "u": points[m].u,
+            "n": nll_pos.shape[1],
+        }
+        for i, m in enumerate(strengths)
+    ]

@@ -106,7 +106,7 @@ def verify(
     sub = report.submission
     rescore_col = "retrain" if retrain else "re-score"
     table = Table(
-        Column("concept", no_wrap=True), "numbers", "suite", "artifact", rescore_col,
+        Column("concept", no_wrap=True), "numbers", "suite", "artifact", rescore_col, "text",
         Column("max |ΔNLL|", no_wrap=True), "FA", "result",
         title=literal(f"{file}: {sub.method.name}-{sub.method.form} on {sub.model.name}"),
     )  # fmt: skip
@@ -114,6 +114,9 @@ def verify(
         statuses = [report.status(name, what) for what in ("numbers", "suite", "artifact", "rescore")]
         if lm_eval is not None and report.status(name, "lm-eval") == "FAIL":
             statuses[-1] = "FAIL"  # shown in the re-score column; the reason is printed below
+        # generations: the offline checks of the section, then the token-for-token regeneration
+        text = [report.status(name, what) for what in ("generations", "regenerate")]
+        statuses.append("FAIL" if "FAIL" in text else "ok" if "ok" in text else "-")
         fresh = report.rescored.get(name)
         ok = all(s != "FAIL" for s in statuses)
         table.add_row(

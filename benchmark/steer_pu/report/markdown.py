@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from steer_pu.analysis import curves as rq
+from steer_pu.analysis.frontier import summarise
 from steer_pu.errors import SteerPuError
 from steer_pu.io import atomic_write_bytes, atomic_write_text, display_path
 from steer_pu.report.claims import (
@@ -23,7 +24,6 @@ from steer_pu.report.claims import (
 )
 from steer_pu.report.collect import Collection, load_collection
 from steer_pu.report.fits import FitResult, fit_collection
-from steer_pu.runs.run import summarise
 
 # --------------------------------------------------------------------------- Markdown
 

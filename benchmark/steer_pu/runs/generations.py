@@ -12,7 +12,6 @@ of the text after the plain prompt, whatever control made it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from steer_pu.interventions import Intervention
 from steer_pu.methods import PromptControl
 from steer_pu.models import LoadedModel
 from steer_pu.suite.concepts import Concept, Pair
+from steer_pu.suite.generation_prompts import generation_prompt_ids
 
 GENERATIONS_DIR = "generations"
 MAX_GENERATE = 16  # K: the submission schema's bound (MAX_GENERATION_PROMPTS)
@@ -35,15 +35,8 @@ def generations_path(out: Path, concept: str, method_form: str) -> Path:
 
 
 def pick_prompts(pairs: list[Pair], k: int, seed: int) -> list[Pair]:
-    """K test pairs chosen by rank of sha256("steer-pu-generate:<seed>:<pair id>"), in split order.
-
-    Depends on the ids and the seed only — not on scores, the model or the method — so every
-    method's generations on one concept use the same prompts.
-    """
-    if not 1 <= k <= len(pairs):
-        raise SteerPuError(f"--generate {k}: must be between 1 and the test split's {len(pairs)} prompts")
-    rank = {p.id: hashlib.sha256(f"steer-pu-generate:{seed}:{p.id}".encode()).hexdigest() for p in pairs}
-    chosen = set(sorted(rank, key=rank.__getitem__)[:k])
+    """The K test pairs of :func:`~steer_pu.suite.generation_prompts.generation_prompt_ids`, in split order."""
+    chosen = set(generation_prompt_ids([p.id for p in pairs], k, seed))
     return [p for p in pairs if p.id in chosen]
 
 

@@ -29,14 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import pandas as pd
 import torch
 import transformers
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from steer_pu import __version__
-from steer_pu.analysis import metrics
+from steer_pu.analysis.frontier import summarise
 from steer_pu.analysis.pair_scores import PairScores
 from steer_pu.devices import device_record, peak_memory_mb, resolve_device, resolve_dtype
 from steer_pu.engine.encoding import PromptFormat
@@ -402,30 +401,6 @@ def score_control(
             m: score_pairs(loaded.model, control.format_for(fmt, m).encode_all(pairs), token_budget) for m in strengths
         }
     return score_strengths(loaded, control, fmt.encode_all(pairs), strengths, token_budget)
-
-
-def summarise(scores_by_strength: dict[float, PairScores]) -> list[dict[str, float]]:
-    """Per strength: mean PrefOdds, mean UtilOdds, preference score p and utility retention u."""
-    from steer_pu.analysis.frontier import strength_points
-
-    strengths = sorted(scores_by_strength)
-    points = {pt.m: pt for pt in strength_points(scores_by_strength)}
-    # the log-odds are per pair: one call on (strengths × pairs) arrays for the whole sweep
-    nll_pos = np.stack([scores_by_strength[m].nll_pos for m in strengths])
-    nll_neg = np.stack([scores_by_strength[m].nll_neg for m in strengths])
-    pref = metrics.pref_logodds(nll_pos, nll_neg).mean(axis=1)
-    util = metrics.util_logodds(nll_pos, nll_neg).mean(axis=1)
-    return [
-        {
-            "m": m,
-            "pref_logodds": float(pref[i]),
-            "util_logodds": float(util[i]),
-            "p": points[m].p,
-            "u": points[m].u,
-            "n": nll_pos.shape[1],
-        }
-        for i, m in enumerate(strengths)
-    ]
 
 
 def score_files(folder: Path) -> list[Path]:

@@ -19,6 +19,7 @@ from steer_pu.errors import SteerPuError, first_field_error
 from steer_pu.io import atomic_write_text, directory_lock, fsync_path, sha256_file
 from steer_pu.submission.provenance import code_ref, environment_device, git_state, model_info, package_version
 from steer_pu.submission.schema import (
+    GENERATIONS_VERSION,
     MAX_COPIED_ARTIFACT_BYTES,
     MAX_SUBMISSION_BYTES,
     SCHEMA_VERSION,
@@ -26,6 +27,7 @@ from steer_pu.submission.schema import (
     ArtifactFile,
     ConceptResult,
     Environment,
+    Generations,
     Libraries,
     MethodInfo,
     Seeds,
@@ -34,6 +36,7 @@ from steer_pu.submission.schema import (
     SuiteRef,
     SuiteScoreInfo,
     dump_submission,
+    generations_sha256,
 )
 
 # --------------------------------------------------------------------------- building from a run
@@ -41,7 +44,7 @@ from steer_pu.submission.schema import (
 
 def sweep_results(scores) -> tuple[list[int], list[int], list[StrengthResult]]:
     """(len_pos, len_neg, one StrengthResult per strength) of a concept's sweep, as an entry records them."""
-    from steer_pu.runs.run import summarise
+    from steer_pu.analysis.frontier import summarise
 
     rows = summarise(scores)
     base = scores[0.0]
@@ -94,6 +97,47 @@ def _artifact_files(directory: Path) -> list[ArtifactFile]:
         for p in sorted(directory.iterdir())
         if p.is_file() and not p.name.startswith(".")
     ]
+
+
+def generations_section(
+    run_dir: Path, concept: str, method_form: str, test_ids: list[str], config
+) -> Generations | None:
+    """The run's generations of one concept as a submission section (None when the run made none)."""
+    from steer_pu.runs.generations import generations_path, read_generations
+    from steer_pu.suite.generation_prompts import generation_prompt_ids
+
+    path = generations_path(run_dir, concept, method_form)
+    if not path.is_file():
+        if config.generate:
+            raise SteerPuError(
+                f"{path}: missing, but the run was started with --generate {config.generate}; "
+                "finish the run first (run the same command again)"
+            )
+        return None
+    record = read_generations(path)
+    try:
+        strengths = [
+            (float(s["m"]), [x["token_ids"] for x in s["samples"]], [x["text"] for x in s["samples"]])
+            for s in record["strengths"]
+        ]
+        section = Generations.model_validate(
+            {
+                "version": GENERATIONS_VERSION,
+                "max_new_tokens": record.get("max_new_tokens"),
+                "pair_ids": record.get("pair_ids"),
+                "strengths": record["strengths"],
+                "sha256": generations_sha256(record.get("pair_ids"), strengths),
+            }
+        )
+    except (KeyError, TypeError) as exc:
+        raise SteerPuError(f"{path}: malformed generations ({exc!r})") from None
+    except ValidationError as exc:
+        raise SteerPuError(f"{path}: {first_field_error(exc)}") from None
+    if [s.m for s in section.strengths] != list(config.strengths):
+        raise SteerPuError(f"{path}: field 'strengths': not the run's grid; finish the run first")
+    if section.pair_ids != generation_prompt_ids(test_ids, len(section.pair_ids), config.seed):
+        raise SteerPuError(f"{path}: field 'pair_ids': not the seeded choice of test prompts for seed {config.seed}")
+    return section
 
 
 def build_submission(
@@ -175,6 +219,7 @@ def build_submission(
         results[concept.name] = ConceptResult(
             pair_ids=ids, len_pos=len_pos, len_neg=len_neg, strengths=strengths, base_p=cs.base_p,
             fa=cs.fa, fa_gain=cs.fa_gain, fa_negative=cs.fa_negative, artifact=artifact,
+            generations=generations_section(run_dir, concept.name, method_form, ids, config),
         )  # fmt: skip
     score = suite_score(sweeps, n_boot=n_boot, seed=bootstrap_seed)
     info = suite_info(suite_dir)

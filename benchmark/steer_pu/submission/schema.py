@@ -210,7 +210,7 @@ class StrengthGenerations(_Record):
 class Generations(_Record):
     """Greedy continuations of K test prompts at every strength (``run --generate K``).
 
-    ``sha256`` covers the prompts, strengths and token ids (:func:`generations_sha256`): the
+    ``sha256`` covers the prompts, strengths, token ids and texts (:func:`generations_sha256`): the
     offline check recomputes it and the statistics that need no model; ``verify`` regenerates
     the tokens and compares them token for token.
     """
@@ -234,9 +234,12 @@ class Generations(_Record):
         return self
 
 
-def generations_sha256(pair_ids: list[str], strengths: list[tuple[float, list[list[int]]]]) -> str:
-    """sha256 of a generations section's content: pair ids, and per strength its token ids."""
-    record = {"pair_ids": pair_ids, "strengths": [{"m": m, "token_ids": ids} for m, ids in strengths]}
+def generations_sha256(pair_ids: list[str], strengths: list[tuple[float, list[list[int]], list[str]]]) -> str:
+    """sha256 of a generations section's content: pair ids and, per strength, the token ids and texts."""
+    record = {
+        "pair_ids": pair_ids,
+        "strengths": [{"m": m, "token_ids": ids, "texts": texts} for m, ids, texts in strengths],
+    }
     return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

@@ -164,8 +164,7 @@ def _close(recorded: float | None, computed: float | None, atol: float) -> bool:
 
 def check_numbers(report: VerifyReport) -> None:
     """Recompute every aggregate, FA and the suite score from the per-pair NLLs."""
-    from steer_pu.analysis.frontier import MAX_BOOTSTRAP_CELLS, concept_scores, suite_score
-    from steer_pu.runs.run import summarise
+    from steer_pu.analysis.frontier import MAX_BOOTSTRAP_CELLS, concept_scores, suite_score, summarise
 
     sub = report.submission
     sweeps, rows = {}, {}
@@ -221,6 +220,87 @@ def check_numbers(report: VerifyReport) -> None:
         if not _close(getattr(stored, key), getattr(score, key), RECOMPUTE_ATOL)
     ]
     report.add("suite", "numbers", not bad, "; ".join(bad))
+
+
+# --------------------------------------------------------------------------- generations
+
+
+def check_generations(report: VerifyReport, suite_dir: Path) -> None:
+    """Each generations section without a model: its sha256, the seeded choice of its prompts, and
+    the statistics that need only the text (keyword hits against the suite's card, where the
+    concept's files are the suite's)."""
+    from steer_pu.analysis.text_stats import text_stats
+    from steer_pu.submission.schema import generations_sha256
+    from steer_pu.suite.concepts import load_card
+    from steer_pu.suite.generation_prompts import generation_prompt_ids
+
+    sub = report.submission
+    for name, result in sorted(sub.concepts.items()):
+        gen = result.generations
+        if gen is None:
+            continue
+        where = f"concepts.{name}.generations"
+        problems = []
+        digest = generations_sha256(
+            gen.pair_ids, [(s.m, [x.token_ids for x in s.samples], [x.text for x in s.samples]) for s in gen.strengths]
+        )
+        if digest != gen.sha256:
+            problems.append(f"{where}.sha256: recorded {gen.sha256}, the section hashes to {digest}")
+        expected = generation_prompt_ids(result.pair_ids, len(gen.pair_ids), sub.seeds.method)
+        if gen.pair_ids != expected:
+            problems.append(
+                f"{where}.pair_ids: not the seeded choice of {len(gen.pair_ids)} test prompts (seed "
+                f"{sub.seeds.method}): expected {', '.join(expected)}"
+            )
+        keywords = None
+        if report.status(name, "suite") == "ok":
+            try:
+                keywords = load_card(suite_dir / name / "card.yaml").keywords or []
+            except SteerPuError:
+                keywords = None  # the suite check names unreadable files
+        for i, strength in enumerate(gen.strengths):
+            for j, sample in enumerate(strength.samples):
+                stats = text_stats(sample.text, keywords or [])
+                for key in ("repetition", "distinct2") + (("keyword_hit",) if keywords is not None else ()):
+                    if not _close(getattr(sample, key), getattr(stats, key), RECOMPUTE_ATOL):
+                        problems.append(
+                            f"{where}.strengths.{i}.samples.{j}.{key} (m={strength.m:g}) is "
+                            f"{getattr(sample, key)!r}, recomputed {getattr(stats, key)!r}"
+                        )
+        report.add(name, "generations", not problems, _first(problems))
+
+
+def _first(problems: list[str]) -> str:
+    return problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "") if problems else ""
+
+
+def compare_generations(report: VerifyReport, name: str, fresh: dict) -> None:
+    """Regenerated continuations against the entry's: token for token; fluency within the re-score
+    tolerance of the entry's dtype (per token, so the per-pair NLL tolerance is ample)."""
+    gen = report.submission.concepts[name].generations
+    if gen is None:
+        return
+    atol, _, _ = rescore_tolerance(report.submission.environment.dtype, report.dtype)
+    problems, same = [], 0
+    for i, (stored, new) in enumerate(zip(gen.strengths, fresh["strengths"], strict=True)):
+        for j, (old, made) in enumerate(zip(stored.samples, new["samples"], strict=True)):
+            where = f"concepts.{name}.generations.strengths.{i}.samples.{j}"
+            if list(old.token_ids) != list(made["token_ids"]) or old.text != made["text"]:
+                at = next(
+                    (k for k, (a, b) in enumerate(zip(old.token_ids, made["token_ids"])) if a != b),
+                    min(len(old.token_ids), len(made["token_ids"])),
+                )
+                problems.append(
+                    f"{where}.token_ids (m={stored.m:g}, pair {gen.pair_ids[j]}): differ from the regenerated "
+                    f"continuation at token {at}"
+                )
+                continue
+            same += 1
+            if abs(old.fluency_nll - made["fluency_nll"]) > atol:
+                problems.append(f"{where}.fluency_nll: stored {old.fluency_nll!r}, recomputed {made['fluency_nll']!r}")
+    total = sum(len(s.samples) for s in gen.strengths)
+    report.rescored.setdefault(name, {})["generations_identical"] = same / total
+    report.add(name, "regenerate", not problems, _first(problems))
 
 
 # --------------------------------------------------------------------------- location
@@ -473,17 +553,20 @@ def _rescore_from_artifacts(
     report: VerifyReport, loaded, suite_dir: Path, names: list[str], threads: int, sample: dict[str, list[int]]
 ):
     """Per concept, the stored artifact scored at every strength on the test pairs ``sample[concept]``
-    (indices into the split; all of them when the concept is not in ``sample``)."""
+    (indices into the split; all of them when the concept is not in ``sample``); and, for concepts
+    whose entry has generations, the continuations made again (their prompts are fixed, whatever
+    the sample)."""
     import torch
 
     from steer_pu.engine.encoding import PromptFormat
+    from steer_pu.runs.generations import make_generations
     from steer_pu.runs.run import score_control
     from steer_pu.suite.concepts import load_concepts
 
     sub = report.submission
     torch.set_num_threads(threads)
     fmt = PromptFormat(loaded.tokenizer, loaded.use_chat_template)
-    out = {}
+    out, regenerated = {}, {}
     for concept in load_concepts(suite_dir, names):
         control = load_committed(report, concept.name)  # safetensors or prompts.json, never a pickle
         layer = getattr(control, "layer", sub.method.layer)  # prompting has no layer
@@ -497,12 +580,19 @@ def _rescore_from_artifacts(
         out[concept.name] = score_control(
             loaded, control, fmt, [concept.test[i] for i in rows], strengths, sub.environment.token_budget
         )
-    return out
+        gen = sub.concepts[concept.name].generations
+        if gen is not None:
+            regenerated[concept.name] = make_generations(
+                loaded, control, fmt, concept, strengths, len(gen.pair_ids), sub.seeds.method,
+                sub.environment.token_budget,
+            )  # fmt: skip
+    return out, regenerated
 
 
 def _rerun(report: VerifyReport, loaded, suite_dir: Path, names: list[str], threads: int):
     """Re-run a built-in method with the harness (re-training it) into a scratch folder."""
     from steer_pu.methods import REGISTRY
+    from steer_pu.runs.generations import generations_path, read_generations
     from steer_pu.runs.run import RunConfig, execute, load_scores
 
     sub = report.submission
@@ -517,23 +607,30 @@ def _rerun(report: VerifyReport, loaded, suite_dir: Path, names: list[str], thre
             "peft's LoRA init); this version trains differently and cannot re-train it; re-score its committed "
             "artifacts (verify without --retrain) or re-run the method"
         )
+    gens = {n: sub.concepts[n].generations for n in names if sub.concepts[n].generations is not None}
+    if len({len(g.pair_ids) for g in gens.values()}) > 1:
+        raise SteerPuError("concepts.*.generations: the concepts have different numbers of prompts; one run made them")
     config = RunConfig(
         model=str(loaded.name), method=sub.method.name, form=sub.method.form, layer=sub.method.layer,
         concepts=names, strengths=list(sub.method.strengths), seed=sub.seeds.method,
         hyperparams=sub.method.hyperparams, suite_dir=str(suite_dir), token_budget=sub.environment.token_budget,
         device=loaded.device, dtype=loaded.dtype,
-        threads=threads,
+        threads=threads, generate=max((len(g.pair_ids) for g in gens.values()), default=0),
     )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="steer-pu-verify-") as tmp:
         execute(config, Path(tmp), loaded=loaded)
         scores = {name: load_scores(Path(tmp), name, f"{sub.method.name}-{sub.method.form}") for name in names}
+        regenerated = {
+            name: read_generations(generations_path(Path(tmp), name, f"{sub.method.name}-{sub.method.form}"))
+            for name in gens
+        }
         retrained = {}
         for name in names:
             folder = Path(tmp) / "artifacts" / name / f"{sub.method.name}-{sub.method.form}"
             retrained[name] = (
                 {p.name: sha256_file(p) for p in folder.glob("*") if p.is_file()} if folder.is_dir() else {}
             )
-    return scores, retrained
+    return scores, retrained, regenerated
 
 
 def nll_mismatches(stored: np.ndarray, fresh: np.ndarray, atol: float, rtol: float) -> np.ndarray:
@@ -605,6 +702,7 @@ def check_offline(path: Path, suite_dir: Path | None = None) -> VerifyReport:
     check_location(report)
     check_suite(report, Path(suite_dir or default_suite_dir()))  # first: pair ids and counts before any bootstrap
     check_numbers(report)
+    check_generations(report, Path(suite_dir or default_suite_dir()))
     check_artifacts(report)
     return report
 
@@ -697,13 +795,17 @@ def verify(
             )
     try:
         if from_artifacts:
-            rescored = _rescore_from_artifacts(report, loaded, suite_dir, from_artifacts, threads, rows)
+            rescored, regenerated = _rescore_from_artifacts(report, loaded, suite_dir, from_artifacts, threads, rows)
             for name, scores in rescored.items():
                 compare_scores(report, name, scores, retrain=False, rows=rows.get(name))
+                if name in regenerated:
+                    compare_generations(report, name, regenerated[name])
         if rerun:
-            scores, retrained = _rerun(report, loaded, suite_dir, rerun, threads)
+            scores, retrained, regenerated = _rerun(report, loaded, suite_dir, rerun, threads)
             for name in rerun:
                 compare_scores(report, name, scores[name], retrain=retrain)
+                if name in regenerated:
+                    compare_generations(report, name, regenerated[name])
                 art = sub.concepts[name].artifact
                 if art is not None and retrained[name]:
                     # meta.json names the model as loaded here; the artifact proper is the rest
