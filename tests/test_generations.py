@@ -191,3 +191,22 @@ def test_bad_generate_values_get_one_clear_error(tiny_model_dir, tiny_suite, tmp
     assert message in " ".join(result.output.split()), result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "x" / "run.json").exists()
+
+
+def test_report_checks_utility_against_fluency(tiny_model_dir, tiny_suite, tmp_path):
+    out = tmp_path / "g"
+    made = runner.invoke(app, [*run_args(tiny_model_dir, tiny_suite, out, "-2,0,2,4"), "--generate", "2"])
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "rep" / "README.md").read_text()
+    assert "### (4) Utility falls where generated text degrades" in text
+    assert "## Generated text (judge-free proxies)" in text
+    points = pd.read_csv(tmp_path / "rep" / "points.csv")
+    assert points.fluency_nll.notna().all() and len(points) == 8
+    from steer_pu.report.claims import text_trends
+    from steer_pu.report.collect import load_collection
+
+    trends = text_trends(load_collection([out]))
+    assert {t.concept for t in trends} == {"cheer", "calm"} and all(t.strengths == 4 for t in trends)
+    assert all(t.rho is not None and -1 <= t.rho <= 1 for t in trends)

@@ -171,6 +171,57 @@ def split_comparisons(collection: Collection, n_boot: int = 1000, seed: int = 0)
     return out
 
 
+# --------------------------------------------------------------------------- generated text
+
+
+@dataclass(frozen=True)
+class TextTrend:
+    """Does utility fall where the generated text degrades? Spearman ρ between u and the fluency
+    proxy (the unsteered model's per-token NLL of the continuation) over a sweep's strengths."""
+
+    concept: str
+    method: str
+    form: str
+    strengths: int
+    rho: float | None  # None: too few strengths with generations
+    holds: bool | None  # ρ ≤ −RHO_MIN: lower utility, less fluent text
+
+
+def text_trends(collection: Collection) -> list[TextTrend]:
+    from steer_pu.analysis.frontier import strength_points
+
+    out = []
+    for sweep in collection.sweeps:
+        if not sweep.text:
+            continue
+        points = {pt.m: pt.u for pt in strength_points(dict(sweep.scores))}
+        ms = [m for m in sorted(sweep.text) if m in points and sweep.text[m].get("fluency_nll") is not None]
+        rho = _spearman([points[m] for m in ms], [sweep.text[m]["fluency_nll"] for m in ms])
+        out.append(
+            TextTrend(sweep.concept, sweep.method, sweep.form, len(ms), rho, None if rho is None else rho <= -RHO_MIN)
+        )
+    return out
+
+
+def text_claim(trends: Sequence[TextTrend]) -> str:
+    """Claim (4) worded from the numbers: utility falls where the text degrades."""
+    checked = [t for t in trends if t.holds is not None]
+    k = sum(bool(t.holds) for t in checked)
+    lines = [
+        f"### (4) Utility falls where generated text degrades — {_verdict(k, len(checked)).upper()}\n",
+        f"Per sweep with generations: Spearman ρ between u and the fluency proxy (the unsteered model's mean "
+        f"per-token NLL of the greedy continuation; higher is less fluent) over strengths; the claim holds in a "
+        f"sweep when ρ ≤ −{RHO_MIN}. It holds in **{k} of {len(checked)}** sweeps that can be checked.",
+    ]
+    for mf in sorted({(t.method, t.form) for t in checked}):
+        sub = [t for t in checked if (t.method, t.form) == mf]
+        lines.append(
+            f"- {mf[0]}-{mf[1]}: {sum(bool(t.holds) for t in sub)}/{len(sub)} concepts, "
+            f"median ρ = {np.median([t.rho for t in sub]):+.2f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _verdict(k: int, n: int) -> str:
     if n == 0:
         return "cannot be checked"

@@ -18,12 +18,13 @@ See docs/metrics.md ("Reading a report").
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from steer_pu.analysis.frontier import concept_scores
 from steer_pu.analysis.pair_scores import PairScores
 from steer_pu.errors import SteerPuError
+from steer_pu.runs.generations import generations_path, read_generations, strength_summary
 from steer_pu.runs.run import RUN_FILE, RunConfig, load_scores, read_run_file
 
 # --------------------------------------------------------------------------- loading
@@ -52,6 +53,8 @@ class Sweep:
     form: str
     run_dir: Path
     scores: Mapping[float, PairScores]
+    # per strength, the means of the generations' text statistics (run --generate); empty without
+    text: Mapping[float, Mapping[str, float | None]] = field(default_factory=dict)
 
     @property
     def method_form(self) -> str:
@@ -143,7 +146,9 @@ def load_collection(paths: Sequence[Path]) -> Collection:
                     f"{run_dir / RUN_FILE}: {method_form} on concept '{concept}' is also in "
                     f"{sweeps[key].run_dir}; pass only one of the two runs"
                 )
-            sweeps[key] = Sweep(concept, config.method, config.form, run_dir, scores)
+            generated = generations_path(run_dir, concept, method_form)
+            text = strength_summary(read_generations(generated)) if generated.is_file() else {}
+            sweeps[key] = Sweep(concept, config.method, config.form, run_dir, scores, text)
             scored.append(concept)
         runs.append(RunInfo(run_dir, config, tuple(scored), tuple(unscored)))
     models = sorted({r.config.model for r in runs})

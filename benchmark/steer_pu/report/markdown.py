@@ -17,10 +17,13 @@ from steer_pu.report.claims import (
     FrontierRow,
     OverallRow,
     SplitComparison,
+    TextTrend,
     claims_text,
     frontier_rows,
     overall_rows,
     split_comparisons,
+    text_claim,
+    text_trends,
 )
 from steer_pu.report.collect import Collection, load_collection
 from steer_pu.report.fits import FitResult, fit_collection
@@ -51,6 +54,38 @@ def r2_table(fits: Sequence[FitResult]) -> str:
     return _table(["method", "form", "PrefOdds R² (fitted/sweeps)", "UtilOdds R² (fitted/sweeps)"], rows)
 
 
+def text_section(collection: Collection, trends: Sequence[TextTrend]) -> str:
+    """The generations' statistics at m = 0 and at the largest positive strength, with ρ(u, fluency)."""
+    rows = []
+    by_key = {(t.concept, t.method, t.form): t for t in trends}
+    for sweep in collection.sweeps:
+        if not sweep.text:
+            continue
+        top = max(sweep.text)
+        stats = sweep.text
+
+        def at(m: float, key: str, stats=stats) -> float | None:
+            return stats.get(m, {}).get(key)
+
+        trend = by_key[(sweep.concept, sweep.method, sweep.form)]
+        rows.append([
+            sweep.concept, sweep.method_form, f"{top:g}", _f(trend.rho, 2),
+            f"{_f(at(0.0, 'fluency_nll'), 2)} → {_f(at(top, 'fluency_nll'), 2)}",
+            f"{_f(at(0.0, 'repetition'), 2)} → {_f(at(top, 'repetition'), 2)}",
+            f"{_f(at(0.0, 'distinct2'), 2)} → {_f(at(top, 'distinct2'), 2)}",
+            f"{_f(at(0.0, 'keyword_hit'), 2)} → {_f(at(top, 'keyword_hit'), 2)}",
+        ])  # fmt: skip
+    return "\n".join([
+        "## Generated text (judge-free proxies)\n",
+        "Greedy continuations of the run's K seeded test prompts per concept (`run --generate K`), from m = 0 to "
+        "the largest strength: fluency = the unsteered model's mean per-token NLL of the text, rep-3 = share of "
+        "repeated word 3-grams, dist-2 = distinct word bigrams, keyword = share of continuations with one of the "
+        "card's keywords (topic concepts only). Proxies, not judgements: read the texts in the run's "
+        "`generations/` folder or the leaderboard. ρ = Spearman ρ(u, fluency) over strengths.\n",
+        _table(["concept", "method-form", "top m", "ρ(u, fluency)", "fluency NLL", "rep-3", "dist-2", "keyword"], rows),
+    ])  # fmt: skip
+
+
 def render_markdown(
     collection: Collection,
     fits: Sequence[FitResult],
@@ -60,6 +95,7 @@ def render_markdown(
     figures: Mapping[str, str],
 ) -> str:
     """The report's README.md. ``figures`` maps a concept (or "overall") to its PNG file name."""
+    trends = text_trends(collection)
     parts = [
         f"# steer-pu report: {collection.model}\n",
         f"{len(collection.runs)} run(s), {len(collection.method_forms)} method-form(s), "
@@ -84,6 +120,7 @@ def render_markdown(
         "## Claims check\n",
         "Worded automatically from the numbers below; thresholds are part of each statement.\n",
         claims_text(fits, comparisons),
+        *([text_claim(trends)] if trends else []),
         "## Frontier area\n",
         f"Suite score per method-form: mean FA over its concepts, 95 % percentile bootstrap CI over test "
         f"pairs ({overall[0].suite.n_boot if overall else 0} resamples, "
@@ -166,6 +203,7 @@ def render_markdown(
                 for f in fits
             ],
         ),  # fmt: skip
+        *([text_section(collection, trends)] if trends else []),
         "## Figures per concept\n",
         "Left: (u, p) points of every method-form and their staircase frontiers (the area under a "
         "staircase is its FA); hollow markers are m < 0, the star is the unsteered model. Middle and right: "
@@ -205,7 +243,7 @@ def points_csv(collection: Collection) -> str:
     import pandas as pd
 
     rows = [
-        {"concept": s.concept, "method": s.method, "form": s.form, **row}
+        {"concept": s.concept, "method": s.method, "form": s.form, **row, **s.text.get(row["m"], {})}
         for s in collection.sweeps
         for row in summarise(dict(s.scores))
     ]
