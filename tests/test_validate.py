@@ -132,6 +132,16 @@ def test_card_problems_name_the_line(suite):
     ]
 
 
+def test_a_negative_that_mentions_a_card_keyword_is_a_problem(suite):
+    card = suite / "beta" / "card.yaml"
+    card.write_text(card.read_text() + "keywords: [harbor, wave]\n")
+    assert found(suite) == []
+    edit(suite / "beta" / "test.jsonl", 4, lambda r: r | {"negative": "I saw the Waves roll in."})
+    assert found(suite, "keyword") == ["beta/test.jsonl:4: field 'negative' mentions 'Waves', a keyword of the card"]
+    card.write_text(card.read_text().replace("[harbor, wave]", "[Harbor]"))
+    assert found(suite, "card")[0].startswith("beta/card.yaml"), "keywords are lower case"
+
+
 def test_card_without_rationale(suite):
     card = suite / "beta" / "card.yaml"
     card.write_text(card.read_text().replace("why_included: exercises the validator\n", "why_included: '  '\n"))

@@ -10,7 +10,8 @@ the text alone (fluency aside, which needs the unsteered model):
   (0 = none repeated); degenerate steering loops on a phrase.
 - **distinct-2**: distinct word bigrams / all word bigrams (Li et al., 2016); falls with loops.
 - **keyword hit**: for concepts whose card lists keywords (the topic concepts), whether any
-  keyword (or its plural) appears as a whole word; a crude check that the concept shows up.
+  keyword (or its plural) appears as a whole word (:mod:`steer_pu.suite.keywords`); a crude check
+  that the concept shows up.
 
 Words are lower-cased runs of letters, digits and apostrophes. A text too short for a
 statistic gets None for it, never a made-up value.
@@ -22,6 +23,8 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from steer_pu.suite.keywords import keyword_hit
 
 _WORD = re.compile(r"[\w']+", re.UNICODE)
 
@@ -48,20 +51,6 @@ def distinct(text: str, n: int = 2) -> float | None:
     if not grams:
         return None
     return len(set(grams)) / len(grams)
-
-
-def keyword_pattern(keywords: Sequence[str]) -> re.Pattern[str] | None:
-    """A whole-word, case-insensitive pattern for ``keywords`` and their plurals (None: no keywords)."""
-    if not keywords:
-        return None
-    alternatives = "|".join(re.escape(k.lower()) for k in sorted(keywords, key=len, reverse=True))
-    return re.compile(rf"(?<![\w'])(?:{alternatives})(?:s|es)?(?![\w'])", re.IGNORECASE)
-
-
-def keyword_hit(text: str, keywords: Sequence[str]) -> bool | None:
-    """Whether a keyword appears in ``text`` (None when the concept has no keywords)."""
-    pattern = keyword_pattern(keywords)
-    return None if pattern is None else bool(pattern.search(text))
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from steer_pu.suite.concepts import (
     outside_of,
     read_bytes_checked,
 )
+from steer_pu.suite.keywords import keyword_hit, keyword_pattern
 
 MIN_PAIRS = {"train": 100, "test": 100}  # suite 3.0.0: ±0.05 on p at 95 % needs ~100 test pairs
 YES_FRACTION = (0.45, 0.55)
@@ -363,6 +364,11 @@ def _check_concept(folder: Path, problems: list[Problem]) -> tuple[ConceptSummar
                 )
             seen.setdefault(row.pair.id, row)
             _check_pair(row, f"{folder.name}-{split}-", fmt, problems)
+            if card and card.keywords and keyword_hit(row.pair.negative, card.keywords):
+                found = keyword_pattern(card.keywords).search(row.pair.negative).group(0)
+                problems.append(
+                    Problem(path, f"field 'negative' mentions '{found}', a keyword of the card", row.line, "keyword")
+                )
             prompts.append((row, fmt))
         summaries[split] = _summarise(rows, fmt)
         if path.is_file():
