@@ -25,3 +25,15 @@ def test_engine_and_plain_agree_and_figures_add_up(tiny_model_dir, tiny_suite):
 
 def test_matmul_peak_is_measured():
     assert matmul_peak_gflops(size=64, seconds=0.05) > 0
+
+
+def test_bfloat16_ways_pass_their_looser_bound_and_float32_keeps_the_tight_one(tiny_model_dir, tiny_suite):
+    from steer_pu.perf.bench import agreement_tolerance
+
+    assert agreement_tolerance("float32") == 1e-4 and agreement_tolerance("unknown") == 1e-4
+    loaded = load_model(str(tiny_model_dir), "cpu", "bfloat16")
+    figures = bench(
+        loaded, load_concepts(tiny_suite), n_pairs=3, token_budget=256, with_lm_eval=False, log=lambda _: None
+    )
+    worst = max(max(w["d_pref"], w["d_util"]) for w in figures["ways"])
+    assert figures["dtype"] == "bfloat16" and worst <= agreement_tolerance("bfloat16")

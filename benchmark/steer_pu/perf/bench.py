@@ -63,6 +63,19 @@ class Way:
         return float(pref.mean()), float(util.mean())
 
 
+# The ways must agree on mean PrefOdds and UtilOdds to this, by the model's dtype. float32: the
+# engine, the plain loop and lm-eval (float64 log-softmax) agree to ~1e-6. A 16-bit model rounds
+# each way's batch shapes differently: measured on smollm2-135m in bfloat16 on this CPU
+# (`steer-pu bench --quick --dtype bfloat16 --threads 1`, 2026-12-01), the plain loop is off the
+# engine by 1.0e-3 / 4.5e-3 and lm-eval by 2.7e-2 / 1.3e-2; the bound is about twice the largest.
+AGREEMENT_TOLERANCE = {"float32": 1e-4, "bfloat16": 5e-2, "float16": 5e-2}
+
+
+def agreement_tolerance(dtype: str) -> float:
+    """How closely the ways' means must agree for a model in ``dtype`` (float32's for any other)."""
+    return AGREEMENT_TOLERANCE.get(dtype, AGREEMENT_TOLERANCE["float32"])
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
