@@ -235,3 +235,14 @@ def test_near_equal_strengths_get_files_of_their_own_and_old_names_still_resume(
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in (out / "scores").rglob("*.json")} == stamps
     assert pd.read_csv(out / "results.csv").m.nunique() == 5
+
+
+def test_unit_files_get_the_umask_permissions_not_mkstemp_0600(tmp_path):
+    from steer_pu.io import atomic_write_json, atomic_write_text
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    atomic_write_text(tmp_path / "b.txt", "x")
+    atomic_write_json(tmp_path / "c.json", [])
+    for name in ("b.txt", "c.json"):  # as open() would make them (0644 under the usual umask 022)
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask

@@ -52,10 +52,28 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; done once, at import, before any thread writes files
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
+
+
+def _scratch_file(path: Path) -> tuple[int, str]:
+    """A hidden temporary file beside ``path`` with the permissions a plain ``open`` would give
+    (mkstemp makes it 0600, which the rename would carry over to the final file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)
+    return fd, tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    fd, tmp = _scratch_file(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -113,8 +131,7 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     """
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _scratch_file(path)
     os.close(fd)
     try:
         header = {_META_KEY: json.dumps(metadata, sort_keys=True)}
