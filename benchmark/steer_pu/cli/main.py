@@ -11,6 +11,7 @@ import sys
 import typer
 
 from steer_pu.cli.bench import bench_command, cost_command
+from steer_pu.cli.board import board_command
 from steer_pu.cli.common import user_errors
 from steer_pu.cli.leaderboard import leaderboard
 from steer_pu.cli.lm_eval import register as register_lm_eval
@@ -25,6 +26,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(methods_app, name="methods")
 app.add_typer(tasks_app, name="tasks")
 app.command("run")(run_command)
+app.command("board")(board_command)
 app.command("fit")(fit_command)
 app.command("report")(report_command)
 app.command("submit")(submit)

@@ -62,15 +62,28 @@ def run_command(
         Optional[int],
         typer.Option(help="tokens per forward batch (default: as the device's free memory allows; a resume keeps its)"),
     ] = None,
+    executor: Annotated[
+        str, typer.Option(help="where the concepts' units run: inprocess, or ray (pip install steer-pu[ray])")
+    ] = "inprocess",
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(help="with --executor ray: auto or HOST:PORT of a running cluster (default: a local one)"),
+    ] = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(help="with --executor ray: worker actors (default: one per GPU, else CPUs / --threads)"),
+    ] = None,
 ) -> None:
     """Train or load a method per concept, sweep its strengths, score the test split."""
     from steer_pu.methods import check_grid, get_method
     from steer_pu.models import load_model
     from steer_pu.paths import default_suite_dir
     from steer_pu.runs.artifacts import artifact_for, check_fits, load_artifact
+    from steer_pu.runs.executors import check_executor_options, default_layer, make_executor
     from steer_pu.runs.run import check_out, execute
     from steer_pu.suite.concepts import concept_dirs
 
+    check_executor_options(executor, ray_address, workers)
     check_out(out)
     suite_dir = (suite or default_suite_dir()).resolve()
     concept_names = [c.strip() for c in concepts.split(",")] if concepts else [p.name for p in concept_dirs(suite_dir)]
@@ -103,21 +116,36 @@ def run_command(
         artifact=str(artifact.resolve()) if artifact is not None else None,
     )
     _checked_config(**fields, layer=layer or 0, strengths=given)  # every option checked before the model loads
-    with console.status(literal(f"loading {model}")):
-        loaded = load_model(model, device, dtype)
-    config = _checked_config(**fields, layer=loaded.default_layer if layer is None else layer, strengths=grid)
-    if artifact is not None:  # every concept's artifact against the loaded model, before run.json is written
+    if executor == "inprocess":
+        with console.status(literal(f"loading {model}")):
+            loaded = load_model(model, device, dtype)
+        config = _checked_config(**fields, layer=loaded.default_layer if layer is None else layer, strengths=grid)
+        skeleton, runner = loaded.model, None
+    else:  # the workers load the model; here only its modules (no weights) for the checks
+        from steer_pu.models import model_skeleton
+
+        loaded = None
+        config = _checked_config(**fields, layer=default_layer(model) if layer is None else layer, strengths=grid)
+        skeleton = model_skeleton(model) if artifact is not None else None
+    if artifact is not None:  # every concept's artifact against the model, before run.json is written
         for name in concept_names:
             source = artifact_for(artifact, name, len(concept_names))
-            check_fits(load_artifact(source, layer), loaded.model, source)
+            check_fits(load_artifact(source, layer), skeleton, source)
+    if executor != "inprocess":
+        with console.status(literal(f"starting Ray workers ({executor})")):
+            runner = make_executor(executor, threads, device, ray_address, workers)
     progress = unit_progress(28)
-    with progress:
-        task = progress.add_task("units", total=None)
+    try:
+        with progress:
+            task = progress.add_task("units", total=None)
 
-        def on_unit(description: str, done: int, total: int) -> None:
-            progress.update(task, description=description, completed=done, total=total)
+            def on_unit(description: str, done: int, total: int) -> None:
+                progress.update(task, description=description, completed=done, total=total)
 
-        table = execute(config, out, loaded=loaded, on_unit=on_unit)
+            table = execute(config, out, loaded=loaded, on_unit=on_unit, executor=runner)
+    finally:
+        if runner is not None:
+            runner.close()
 
     view = Table(
         "concept",

@@ -25,7 +25,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,7 +44,7 @@ from steer_pu.errors import SteerPuError, first_field_error
 from steer_pu.interventions import Intervention
 from steer_pu.io import atomic_write_json, atomic_write_text
 from steer_pu.methods import Method, PromptControl, check_grid, get_method
-from steer_pu.models import LoadedModel, load_model
+from steer_pu.models import LoadedModel
 from steer_pu.runs.artifacts import artifact_for, artifact_sha256, check_fits, load_artifact
 from steer_pu.runs.generations import (
     MAX_GENERATE,
@@ -137,15 +136,6 @@ class RunConfig(BaseModel):
             if not finite(v):
                 raise ValueError(f"hyper-parameter '{name}' is {v!r}; numbers must be finite (no NaN or inf)")
         return value
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One (concept, strength) score file."""
-
-    concept: str
-    strength: float
-    path: Path
 
 
 def show_strength(m: float) -> str:
@@ -454,83 +444,126 @@ def execute(
     out: Path,
     loaded: LoadedModel | None = None,
     on_unit: Callable[[str, int, int], None] | None = None,
+    executor: Any = None,
 ) -> pd.DataFrame:
     """Run (or resume) ``config`` into ``out`` and return the per-(concept, m) summary table.
 
-    ``on_unit(description, done, total)`` is called after each unit (for progress bars).
+    ``on_unit(description, done, total)`` is called after each score or generations file (for
+    progress bars). ``executor`` computes the concepts' units (:mod:`steer_pu.runs.executors`:
+    in this process by default, or on Ray actors); the numbers do not depend on which.
     """
-    torch.set_num_threads(config.threads)  # fixed threads: bit-identical numbers on one machine
-    grid = check_grid(config.strengths)
-    method = None if config.artifact else get_method(config.method)(config.form, **config.hyperparams)
+    from steer_pu.runs.executors import InProcessExecutor, Job, execute_jobs
+
+    executor = executor if executor is not None else InProcessExecutor(loaded)
+    (table,) = execute_jobs([Job(config, Path(out))], executor, on_unit)
+    return table
+
+
+def prepare_run(config: RunConfig, out: Path, loaded: LoadedModel) -> tuple[RunConfig, dict[str, Any]]:
+    """``config`` placed on ``loaded`` (:func:`placed`) and the provenance its run.json records;
+    where the model is loaded (in this process, or on the worker that will compute the units)."""
+    torch.set_num_threads(config.threads)  # device_info records the threads
     concepts = load_concepts(Path(config.suite_dir), config.concepts)
-    loaded = loaded or load_model(config.model, config.device, config.dtype)
-    config = placed(config, loaded, out)
+    return placed(config, loaded, out), _provenance(loaded, concepts)
+
+
+def check_prepared(config: RunConfig, concepts: list[Concept], num_layers: int, model_name: str) -> None:
+    """What a placed config must satisfy before its run directory is written."""
     too_few = [c for c in concepts if config.generate and config.generate > len(c.test)]
     if too_few:
         raise SteerPuError(
             f"--generate {config.generate}: concept {too_few[0].name} has only {len(too_few[0].test)} test prompts"
         )
-    if not 0 <= config.layer < loaded.num_layers:
-        raise SteerPuError(f"layer {config.layer} out of range: {loaded.name} has layers 0..{loaded.num_layers - 1}")
-    check_out(out)
-    out.mkdir(parents=True, exist_ok=True)
-    lock = _run_lock(out)
-    try:
-        return _execute_locked(config, out, loaded, method, grid, concepts, on_unit)
-    finally:
-        lock.release()
+    if not 0 <= config.layer < num_layers:
+        raise SteerPuError(f"layer {config.layer} out of range: {model_name} has layers 0..{num_layers - 1}")
 
 
-def _execute_locked(config, out, loaded, method, grid, concepts, on_unit) -> pd.DataFrame:
-    _check_or_write_run_file(out, config, _provenance(loaded, concepts))
-    fmt = PromptFormat(loaded.tokenizer, loaded.use_chat_template)
+def method_of(config: RunConfig) -> Method | None:
+    """The run's method, built from its config (None: a ready artifact, nothing is trained)."""
+    return None if config.artifact else get_method(config.method)(config.form, **config.hyperparams)
+
+
+def concept_todo(config: RunConfig, out: Path, concept: str) -> int:
+    """How many files (score files, and the generations file with --generate) the concept still lacks."""
     method_form = f"{config.method}-{config.form}"
+    grid = check_grid(config.strengths)
+    missing = sum(not score_path(out / "scores" / concept / method_form, m).is_file() for m in grid)
+    return missing + int(bool(config.generate) and not generations_path(out, concept, method_form).is_file())
 
-    units = [Unit(c.name, m, score_path(out / "scores" / c.name / method_form, m)) for c in concepts for m in grid]
-    done = sum(u.path.is_file() for u in units)
-    if on_unit:
-        on_unit("resuming" if done else "starting", done, len(units))
+
+def concept_files(config: RunConfig) -> int:
+    """The files a concept of the run has when it is done: one per strength, and the generations."""
+    return len(check_grid(config.strengths)) + int(bool(config.generate))
+
+
+def run_concept(
+    config: RunConfig,
+    out: Path,
+    loaded: LoadedModel,
+    fmt: PromptFormat,
+    concept: Concept,
+    on_file: Callable[[str], None] | None = None,
+) -> int:
+    """One unit of a run: the concept's artifact (trained, or from --artifact, or this run's),
+    its missing score files, then its generations (with --generate); every file atomically.
+
+    ``config`` is placed (:func:`prepare_run`). Returns the number of files written;
+    ``on_file(description)`` is called after each.
+    """
+    torch.set_num_threads(config.threads)  # fixed threads: bit-identical numbers on one machine
+    method = method_of(config)
+    grid = check_grid(config.strengths)
+    method_form = f"{config.method}-{config.form}"
+    written = 0
+    todo = [m for m in grid if not score_path(out / "scores" / concept.name / method_form, m).is_file()]
+    control: Control | None = None
+    if todo:
+        needs_steering = any(m != 0 for m in todo)
+        control = _fit_or_load(method, loaded, fmt, config, concept, out) if needs_steering else None
+        wall, cpu = time.perf_counter(), time.process_time()
+        scored = score_control(loaded, control, fmt, concept.test, todo, config.token_budget)
+        _record_timing(
+            out,
+            f"{concept.name}.{method_form}",
+            score_wall_s=time.perf_counter() - wall,
+            score_cpu_s=time.process_time() - cpu,
+            scored_strengths=len(todo),
+        )
+        for m, scores in scored.items():
+            path = out / "scores" / concept.name / method_form / f"{strength_label(m)}.json"
+            atomic_write_json(
+                path,
+                {"concept": concept.name, "strength": m, "ids": [p.id for p in concept.test], **scores.to_json()},
+            )
+            written += 1
+            if on_file:
+                on_file(f"{concept.name} {strength_label(m)}")
+    generated = generations_path(out, concept.name, method_form)
+    if config.generate and not generated.is_file():
+        if control is None and any(m != 0 for m in grid):
+            control = _fit_or_load(method, loaded, fmt, config, concept, out)  # the saved artifact
+        wall = time.perf_counter()
+        record = make_generations(
+            loaded, control, fmt, concept, grid, config.generate, config.seed, config.token_budget
+        )
+        atomic_write_json(generated, {"concept": concept.name, **record})
+        _record_timing(out, f"{concept.name}.{method_form}", generate_wall_s=time.perf_counter() - wall)
+        written += 1
+        if on_file:
+            on_file(f"{concept.name} generations")
+    return written
+
+
+def write_results(config: RunConfig, out: Path) -> pd.DataFrame:
+    """RUN_DIR/results.csv from the finished units' files (written by the driver, after them)."""
+    method_form = f"{config.method}-{config.form}"
     rows = []
-    for concept in concepts:
-        todo = [m for m in grid if not score_path(out / "scores" / concept.name / method_form, m).is_file()]
-        control: Control | None = None
-        if todo:
-            needs_steering = any(m != 0 for m in todo)
-            control = _fit_or_load(method, loaded, fmt, config, concept, out) if needs_steering else None
-            wall, cpu = time.perf_counter(), time.process_time()
-            scored = score_control(loaded, control, fmt, concept.test, todo, config.token_budget)
-            _record_timing(
-                out,
-                f"{concept.name}.{method_form}",
-                score_wall_s=time.perf_counter() - wall,
-                score_cpu_s=time.process_time() - cpu,
-                scored_strengths=len(todo),
-            )
-            for m, scores in scored.items():
-                path = out / "scores" / concept.name / method_form / f"{strength_label(m)}.json"
-                atomic_write_json(
-                    path,
-                    {"concept": concept.name, "strength": m, "ids": [p.id for p in concept.test], **scores.to_json()},
-                )
-                done += 1
-                if on_unit:
-                    on_unit(f"{concept.name} {strength_label(m)}", done, len(units))
-        generated = generations_path(out, concept.name, method_form)
-        if config.generate and not generated.is_file():
-            if control is None and any(m != 0 for m in grid):
-                control = _fit_or_load(method, loaded, fmt, config, concept, out)  # the saved artifact
-            wall = time.perf_counter()
-            record = make_generations(
-                loaded, control, fmt, concept, grid, config.generate, config.seed, config.token_budget
-            )
-            atomic_write_json(generated, {"concept": concept.name, **record})
-            _record_timing(out, f"{concept.name}.{method_form}", generate_wall_s=time.perf_counter() - wall)
-            if on_unit:
-                on_unit(f"{concept.name} generations", done, len(units))
+    for concept in config.concepts:
+        generated = generations_path(out, concept, method_form)
         text = strength_summary(read_generations(generated)) if generated.is_file() else {}
-        for row in summarise(load_scores(out, concept.name, method_form)):
+        for row in summarise(load_scores(out, concept, method_form)):
             stats = text.get(row["m"], {})
-            rows.append({"concept": concept.name, "method": config.method, "form": config.form, **row, **stats})
+            rows.append({"concept": concept, "method": config.method, "form": config.form, **row, **stats})
     table = pd.DataFrame(rows)
     # m as %.6f where that is exact (as always), else exactly: 1.0000001 and 1.0000002 stay two rows
     exact_m = [f"{m:.6f}" if float(f"{m:.6f}") == m else repr(float(m)) for m in table.m]

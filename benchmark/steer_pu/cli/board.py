@@ -1,0 +1,107 @@
+"""``steer-pu board``: a grid of runs (models × method-forms × seeds) through one executor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from steer_pu.cli.common import console, err_console, literal, literal_row, user_errors
+
+
+def board_progress() -> Progress:
+    """One bar for the whole board: the current unit, units (score and generations files) done / total, ETA."""
+    return Progress(
+        TextColumn("{task.description:<40}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("units"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+    )
+
+
+@user_errors
+def board_command(
+    file: Annotated[
+        Path, typer.Argument(help="board file (YAML): models × method-forms × seeds, e.g. boards/standard.yaml")
+    ],
+    out: Annotated[Optional[Path], typer.Option(help="output root (default: the board's 'output')")] = None,
+    executor: Annotated[
+        str, typer.Option(help="where the units run: inprocess, or ray (pip install steer-pu[ray])")
+    ] = "inprocess",
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(help="with --executor ray: auto or HOST:PORT of a running cluster (default: a local one)"),
+    ] = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(help="with --executor ray: worker actors (default: one per GPU, else CPUs / threads)"),
+    ] = None,
+    submit: Annotated[
+        bool, typer.Option(help="write the board's 'submissions' entries once every run has finished")
+    ] = True,
+) -> None:
+    """Run (or resume) a board: every model × method-form × seed to a run directory under one root."""
+    from steer_pu.runs.board import read_board
+    from steer_pu.runs.executors import Job, check_executor_options, execute_jobs, make_executor
+    from steer_pu.submission.build import check_submission_path
+
+    check_executor_options(executor, ray_address, workers)
+    board = read_board(file, out)  # the whole file checked before anything runs
+    for run in board.runs:
+        if run.submission is not None:
+            check_submission_path(run.submission)
+    spec = board.spec
+    console.print(
+        f"board {file}: {len(spec.models)} model(s) × {len(spec.methods)} method-form(s) × {len(spec.seeds)} seed(s) "
+        f"= {len(board.runs)} runs, executor {executor}",
+        highlight=False, soft_wrap=True, markup=False,
+    )  # fmt: skip
+    jobs = [Job(run.config, run.out) for run in board.runs]
+    with console.status(literal(f"starting the {executor} executor")):
+        runner = make_executor(executor, spec.threads, spec.device, ray_address, workers)
+    progress = board_progress()
+    try:
+        with progress:
+            task = progress.add_task("units", total=None)
+
+            def on_unit(description: str, done: int, total: int) -> None:
+                progress.update(task, description=description, completed=done, total=total)
+
+            execute_jobs(jobs, runner, on_unit)
+    finally:
+        runner.close()
+    _print_board(board)
+    if submit and spec.submissions is not None:
+        _write_submissions(board)
+
+
+def _print_board(board) -> None:
+    from steer_pu.analysis.frontier import suite_score
+    from steer_pu.runs.run import load_scores
+
+    view = Table("model", "method-form", "seed", "mean FA", "95 % CI", "run", title=literal(f"board {board.path}"))
+    for run in board.runs:
+        method_form = f"{run.config.method}-{run.config.form}"
+        score = suite_score({c: load_scores(run.out, c, method_form) for c in run.config.concepts})
+        literal_row(
+            view, Path(run.model).name, run.name, run.seed, f"{score.mean_fa:.3f}",
+            f"[{score.ci_low:.3f}, {score.ci_high:.3f}]", run.out,
+        )  # fmt: skip
+    console.print(view)
+
+
+def _write_submissions(board) -> None:
+    from steer_pu.submission.build import build_submission, write_submission
+
+    for run in board.runs:
+        with console.status(literal(f"writing {run.submission}")):
+            sub, copies = build_submission(run.out, run.name, run.submission.stem)
+            write_submission(sub, run.submission, copies, force=True)
+        console.print(f"wrote {run.submission}", highlight=False, soft_wrap=True, markup=False)
