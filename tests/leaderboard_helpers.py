@@ -11,9 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
+from steer_pu.analysis.text_stats import text_stats
 from steer_pu.leaderboard.synth import synthetic_submission, write_synthetic
 from steer_pu.paths import default_suite_dir
-from steer_pu.submission.schema import dump_submission
+from steer_pu.submission.schema import (
+    GeneratedText,
+    Generations,
+    StrengthGenerations,
+    Submission,
+    dump_submission,
+    generations_sha256,
+)
+from steer_pu.suite.concepts import load_card
+from steer_pu.suite.generation_prompts import generation_prompt_ids
 
 MAIN = "smollm2-135m"
 OTHER = "gemma3-270m"
@@ -49,6 +59,40 @@ def build_board(root: Path) -> Path:
     text["concepts"][first]["fa"] = min(1.0, text["concepts"][first]["fa"] + 0.05)  # an edited claim
     (folder / "tampered.json").write_text(json.dumps(text), encoding="utf-8")
     return root
+
+
+def with_generations(sub: Submission, concept: str, text_at, k: int = 2) -> Submission:
+    """``sub`` with a generations section for ``concept``: ``text_at(m, i)`` is the i-th of ``k``
+    continuations at strength m; the statistics are recomputed from the text (keyword hits against
+    the suite's card), fluency NLL rises with |m|, the prompts are the seeded choice and the sha256
+    is the schema's own: the section passes the offline checks."""
+    result = sub.concepts[concept]
+    keywords = load_card(default_suite_dir() / concept / "card.yaml").keywords or []
+    strengths, hashed = [], []
+    for s in result.strengths:
+        samples = []
+        for i in range(k):
+            text = text_at(s.m, i)
+            stats = text_stats(text, keywords)
+            samples.append(
+                GeneratedText(
+                    token_ids=[7 + i, 11, 13], text=text, fluency_nll=2.0 + abs(s.m) / 4 + i / 10,
+                    repetition=stats.repetition, distinct2=stats.distinct2,
+                    keyword_hit=stats.keyword_hit if keywords else None,
+                )
+            )  # fmt: skip
+        strengths.append(StrengthGenerations(m=s.m, samples=samples))
+        hashed.append((s.m, [x.token_ids for x in samples], [x.text for x in samples]))
+    pair_ids = generation_prompt_ids(result.pair_ids, k, sub.seeds.method)
+    section = Generations(
+        version=1,
+        max_new_tokens=48,
+        pair_ids=pair_ids,
+        strengths=strengths,
+        sha256=generations_sha256(pair_ids, hashed),
+    )
+    concepts = {**sub.concepts, concept: result.model_copy(update={"generations": section})}
+    return sub.model_copy(update={"concepts": concepts})
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 Reads ``<root>/<model>/*.json`` with the submission loader, runs the offline checks of
 :mod:`steer_pu.submission.verify` (numbers recomputed from the per-pair NLLs, suite and artifact
-hashes), and shapes tables for the page. An entry scored on an older release of the suite
+hashes), and shapes tables for the page (the page runs those checks in the background, cached on
+disk: :mod:`steer_pu.leaderboard.checks`; :func:`load_board` runs them in line). An entry scored
+on an older release of the suite
 (``steer_pu.submission.verify``: its version and sha256 are in the manifest's history) is
 verified as "older suite x.y.z": its own numbers and artifacts are checked, and the table says
 so. Every score shown comes from the submission file (its numbers are what the checks recompute
@@ -13,25 +15,30 @@ computes no frontier area of its own. A file that cannot be read or validated be
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from steer_pu.analysis.curves import fit_pref_odds, fit_util_odds, pref_curve, util_curve
-from steer_pu.analysis.frontier import SweepPoint, staircase
+from steer_pu.analysis.frontier import SweepPoint, best_p_at_utility, staircase
+from steer_pu.analysis.text_stats import mean_defined
 from steer_pu.errors import SteerPuError
-from steer_pu.submission.parse import load_submission
-from steer_pu.submission.schema import Submission
+from steer_pu.submission.parse import parse_submission
+from steer_pu.submission.schema import MAX_SUBMISSION_BYTES, GeneratedText, Submission
 
 ENV_SUITE = "STEER_PU_SUITE"  # the suite its entries are checked against
 FORM_LABELS = {"vector": "vector", "lora": "LoRA", "local_weight": "local weight", "prompt": "prompt"}
 SPLIT_METHOD = "split"  # the paper's method (built-in name)
 SPLIT_MARK = "★ SPLIT"
 MEAN_VIEW = "all concepts (mean u, p per strength)"
+CHECKING = "… checking"  # the verified cell while the offline checks run in the background
+GENERATION_MIN_U = 0.9  # the drill-down's generations open at the best p with u ≥ this
+NO_GENERATIONS = "no generations in this entry; `steer-pu run --generate 4` makes them"
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class Entry:
     verified: bool
     verify_note: str  # "" when verified, else the first failed check
     suite_note: str = ""  # "older suite x.y.z (current a.b.c): …" for an entry on an older release
+    checking: bool = False  # the offline checks have not finished yet (``verified`` is False meanwhile)
+    sha256: str = ""  # of the file's bytes (the key of its cached checks and curve fits)
 
     @property
     def older_suite(self) -> bool:
@@ -62,6 +71,27 @@ class Entry:
 class Rejected:
     file: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A file that parsed and sits where its name and model say, not yet checked.
+
+    ``sha256`` is of the very bytes ``sub`` was parsed from: the key of its cached checks."""
+
+    file: str
+    model: str
+    path: Path
+    sub: Submission
+    sha256: str
+
+
+class CheckResult(NamedTuple):
+    """The outcome of the offline checks of one file."""
+
+    verified: bool
+    note: str  # "" when verified, else the first failed check
+    suite_note: str  # the older-suite note or ""
 
 
 @dataclass(frozen=True)
@@ -97,10 +127,11 @@ def _shown(path: Path, root: Path) -> str:
         return str(path)
 
 
-def offline_check(path: Path, sub: Submission, suite_dir: Path) -> tuple[bool, str, str]:
+def offline_check(path: Path, sub: Submission, suite_dir: Path) -> CheckResult:
     """The checks of ``steer-pu verify --no-rescore`` minus the model: numbers, suite, artifacts.
 
-    Returns (verified, the first failure or "", the older-suite note or "")."""
+    Slow on first use: verify's number and artifact checks import torch (through
+    ``steer_pu.runs``), which is why the page runs them in the background."""
     from steer_pu.submission.verify import VerifyReport, check_artifacts, check_numbers, check_suite
 
     report = VerifyReport(path=path, submission=sub)
@@ -109,23 +140,30 @@ def offline_check(path: Path, sub: Submission, suite_dir: Path) -> tuple[bool, s
         check_numbers(report)
         check_artifacts(report)  # a malformed artifact (one that passes its hashes) raises SteerPuError
     except SteerPuError as exc:  # e.g. the suite folder itself is unreadable
-        return False, str(exc), ""
+        return CheckResult(False, str(exc), "")
     except (ValueError, MemoryError, RecursionError) as exc:  # never raise on bad input (module docstring)
-        return False, f"cannot check: {type(exc).__name__}: {exc}", ""
+        return CheckResult(False, f"cannot check: {type(exc).__name__}: {exc}", "")
     failures = report.failures()
     if not failures:
-        return True, "", report.suite_note
+        return CheckResult(True, "", report.suite_note)
     first = failures[0]
     more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-    return False, f"{first.what}: {first.detail}{more}", report.suite_note
+    return CheckResult(False, f"{first.what}: {first.detail}{more}", report.suite_note)
 
 
-def load_entry(path: Path, root: Path, suite_dir: Path) -> Entry | Rejected:
-    """One file as an :class:`Entry`, or a :class:`Rejected` row naming why; never raises on bad input."""
+def read_entry(path: Path, root: Path) -> Parsed | Rejected:
+    """The cheap part of loading (~10 ms a file): read, hash, parse, name and folder. Never raises on bad input."""
     shown = _shown(path, root)
     model = path.parent.name
     try:
-        sub = load_submission(path)
+        # as submission.parse.load_submission, but hashing the bytes that are parsed
+        if not path.is_file():
+            return Rejected(shown, "submission file not found")
+        size = path.stat().st_size
+        if size > MAX_SUBMISSION_BYTES:  # checked before reading: never pull a huge file into memory
+            return Rejected(shown, f"{size} bytes exceeds the {MAX_SUBMISSION_BYTES} byte limit of a submission file")
+        data = path.read_bytes()
+        sub = parse_submission(data, str(path))
     except SteerPuError as exc:
         # the loader names the file itself; show only the reason next to the file column
         return Rejected(shown, str(exc).removeprefix(f"{path}: "))
@@ -137,13 +175,36 @@ def load_entry(path: Path, root: Path, suite_dir: Path) -> Entry | Rejected:
         )
     if sub.model.name != model:
         return Rejected(shown, f"field 'model.name': '{sub.model.name}' differs from its folder '{model}/'")
-    ok, note, suite_note = offline_check(path, sub, suite_dir)
-    return Entry(shown, model, without_pairs(sub), ok, note, suite_note)
+    return Parsed(shown, model, path, sub, hashlib.sha256(data).hexdigest())
+
+
+def make_entry(parsed: Parsed, result: CheckResult | None) -> Entry:
+    """The row of a parsed file: checked (``result``), or still being checked (None)."""
+    if result is None:
+        return Entry(parsed.file, parsed.model, parsed.sub, False, "", "", checking=True, sha256=parsed.sha256)
+    return Entry(
+        parsed.file, parsed.model, parsed.sub, result.verified, result.note, result.suite_note, sha256=parsed.sha256
+    )
+
+
+def load_entry(path: Path, root: Path, suite_dir: Path) -> Entry | Rejected:
+    """One file as a checked :class:`Entry`, or a :class:`Rejected` row naming why; never raises on bad input."""
+    parsed = read_entry(path, root)
+    if isinstance(parsed, Rejected):
+        return parsed
+    return make_entry(light(parsed), offline_check(path, parsed.sub, suite_dir))
+
+
+def light(parsed: Parsed) -> Parsed:
+    """``parsed`` with :func:`without_pairs` applied: what the page keeps in memory (the checks re-read the file)."""
+    return replace(parsed, sub=without_pairs(parsed.sub))
 
 
 def without_pairs(sub: Submission) -> Submission:
     """``sub`` without its per-pair arrays: the page shows aggregates only, and the cache
-    (which copies its values on every rerun) stays ~100x smaller. Only call after checking."""
+    (which copies its values on every rerun) stays ~100x smaller. Only call after checking
+    (or keep the file to check). The generations stay: the drill-down shows them, and they are
+    small (at most 16 prompts × 16 strengths × 64 tokens a concept)."""
     concepts = {
         name: c.model_copy(
             update={
@@ -232,6 +293,8 @@ def ranking(entries: Sequence[Entry]) -> pd.DataFrame:
 
 def _verified_cell(e: Entry) -> str:
     """✓ / ✗ and the failed check; an entry on an older suite release says which (its checks passed)."""
+    if e.checking:
+        return CHECKING
     if not e.verified:
         return "✗ " + e.verify_note.split(":")[0]
     if e.older_suite:
@@ -318,6 +381,9 @@ class CurveFits:
 
 
 def curve_fits(entry: Entry, concept: str) -> CurveFits:
+    # imported here: scipy.optimize takes ~0.35 s to import, and the ranking table needs none of it
+    from steer_pu.analysis.curves import fit_pref_odds, fit_util_odds, pref_curve, util_curve
+
     c = entry.sub.concepts[concept]
     m = [s.m for s in c.strengths]
     pref = [s.pref_logodds for s in c.strengths]
@@ -336,3 +402,80 @@ def curve_fits(entry: Entry, concept: str) -> CurveFits:
         r2 = None if math.isnan(fit.r2) else fit.r2
         out.update({f"{key}_fit": curve(grid, fit).tolist(), f"{key}_r2": r2, f"{key}_note": ""})
     return CurveFits(m=m, pref=pref, util=util, grid=grid.tolist(), **out)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- generations
+
+
+def generation_strengths(entry: Entry, concept: str) -> tuple[list[float], float]:
+    """(the entry's strengths, the default one): the strength of the best p at u ≥ 0.9, else 0."""
+    c = entry.sub.concepts[concept]
+    strengths = [s.m for s in c.strengths]
+    try:
+        best = best_p_at_utility([SweepPoint(m=s.m, u=s.u, p=s.p) for s in c.strengths], GENERATION_MIN_U).m
+    except ValueError:  # no point reaches u ≥ 0.9 (m = 0 always does in a valid sweep)
+        best = 0.0
+    return strengths, best
+
+
+def _samples(entry: Entry, concept: str, m: float) -> list[GeneratedText]:
+    gens = entry.sub.concepts[concept].generations
+    if gens is None:
+        raise ValueError(f"{entry.label}: concept {concept} has no generations")
+    for s in gens.strengths:
+        if s.m == m:
+            return list(s.samples)
+    raise ValueError(f"{entry.label}: concept {concept} has no generations at m = {m:g}")
+
+
+def sample_stats(sample: GeneratedText) -> str:
+    """One line of a continuation's statistics (numbers only: safe to show as text)."""
+
+    def num(v: float | None) -> str:
+        return "–" if v is None else f"{v:.2f}"
+
+    hit = {None: "–", True: "yes", False: "no"}[sample.keyword_hit]
+    return (
+        f"fluency NLL {sample.fluency_nll:.2f} · repetition {num(sample.repetition)} · "
+        f"distinct-2 {num(sample.distinct2)} · keyword {hit}"
+    )
+
+
+@dataclass(frozen=True)
+class GenerationPair:
+    """One prompt's continuation unsteered (m = 0) and at the chosen strength."""
+
+    pair_id: str
+    base: GeneratedText
+    steered: GeneratedText
+
+
+def generation_pairs(entry: Entry, concept: str, m: float) -> list[GenerationPair]:
+    """The K continuations at m = 0 beside those at ``m``, in the file's prompt order."""
+    gens = entry.sub.concepts[concept].generations
+    if gens is None:
+        return []
+    base, steered = _samples(entry, concept, 0.0), _samples(entry, concept, m)
+    return [GenerationPair(pid, b, s) for pid, b, s in zip(gens.pair_ids, base, steered)]
+
+
+def generation_means(entry: Entry, concept: str) -> pd.DataFrame:
+    """Per strength: p and u of the sweep beside the mean statistics of its K continuations
+    (undefined values left out of a mean; keyword hits as a share)."""
+    c = entry.sub.concepts[concept]
+    columns = ["m", "p", "u", "fluency NLL", "repetition", "distinct-2", "keyword hits"]
+    if c.generations is None:
+        return pd.DataFrame(columns=columns)
+    sweep = {s.m: s for s in c.strengths}
+    rows = []
+    for g in c.generations.strengths:
+        rows.append({
+            "m": g.m,
+            "p": sweep[g.m].p,
+            "u": sweep[g.m].u,
+            "fluency NLL": mean_defined([x.fluency_nll for x in g.samples]),
+            "repetition": mean_defined([x.repetition for x in g.samples]),
+            "distinct-2": mean_defined([x.distinct2 for x in g.samples]),
+            "keyword hits": mean_defined([x.keyword_hit for x in g.samples]),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
