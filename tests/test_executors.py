@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from steer_pu.cli.main import app
 from steer_pu.errors import SteerPuError
-from steer_pu.runs.executors import actor_options, default_workers, make_executor
+from steer_pu.runs.executors import actor_options, check_feasible, default_workers, make_executor
 
 from .conftest import write_concept
 from .ray_helpers import ray_cluster  # noqa: F401  (the fixture)
@@ -141,6 +141,14 @@ def test_actor_resources_follow_the_device():
     assert default_workers(actor_options("cpu", 2, {}), {"CPU": 8.0}) == 4
     assert default_workers(actor_options("cpu", 3, {}), {"CPU": 2.0}) == 1
     assert default_workers(actor_options("cuda", 1, {}), {"CPU": 8.0, "GPU": 2.0}) == 2
+    # a worker no node can hold would wait forever: refused up front
+    check_feasible(actor_options("cpu", 2, {}), [{"CPU": 1.0}, {"CPU": 2.0}])
+    with pytest.raises(
+        SteerPuError, match="--threads 4: .* the largest node of the Ray cluster has 2; use --threads 2"
+    ):
+        check_feasible(actor_options("cpu", 4, {}), [{"CPU": 2.0}, {"CPU": 1.0}])
+    with pytest.raises(SteerPuError, match="no node of the Ray cluster has one"):
+        check_feasible(actor_options("cuda", 1, {}), [{"CPU": 8.0}])
 
 
 def test_executor_options_are_checked(monkeypatch, tiny_model_dir, tiny_suite, tmp_path):
@@ -159,6 +167,9 @@ def test_executor_options_are_checked(monkeypatch, tiny_model_dir, tiny_suite, t
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
+    # the default executor needs no Ray
+    here = runner.invoke(app, run_args(tiny_model_dir, tiny_suite, tmp_path / "here", strengths="0,2"))
+    assert here.exit_code == 0, here.output
     out = tmp_path / "x"
     result = runner.invoke(app, [*run_args(tiny_model_dir, tiny_suite, out), "--executor", "ray"])
     assert result.exit_code == 2, result.output

@@ -197,6 +197,23 @@ def actor_options(device: str, threads: int, cluster: dict[str, float]) -> dict[
     return {**resources, "max_restarts": MAX_RESTARTS, "max_task_retries": MAX_TASK_RETRIES}
 
 
+def check_feasible(options: dict[str, Any], nodes: list[dict[str, float]]) -> None:
+    """A SteerPuError unless some node of the cluster (``nodes``: each alive node's resources) can
+    hold one worker: Ray would otherwise wait for one forever."""
+    if "num_gpus" in options:
+        if not any(node.get("GPU", 0) >= options["num_gpus"] for node in nodes):
+            raise SteerPuError(
+                "--device: a CUDA run needs a GPU per Ray worker, and no node of the Ray cluster has one"
+            )
+        return
+    largest = max((node.get("CPU", 0) for node in nodes), default=0)
+    if options["num_cpus"] > largest:
+        raise SteerPuError(
+            f"--threads {options['num_cpus']}: a Ray worker takes that many CPUs, and the largest node of the "
+            f"Ray cluster has {largest:g}; use --threads {max(1, int(largest))} or fewer"
+        )
+
+
 def default_workers(options: dict[str, Any], cluster: dict[str, float]) -> int:
     """As many workers as the cluster has room for at once (at least one)."""
     if "num_gpus" in options:
@@ -225,6 +242,7 @@ class RayExecutor:
                 raise SteerPuError(f"--ray-address {address}: cannot join the Ray cluster ({exc})") from None
         cluster = ray.cluster_resources()
         options = actor_options(device, threads, cluster)
+        check_feasible(options, [node["Resources"] for node in ray.nodes() if node.get("Alive")])
         self.options = options
         n = workers or default_workers(options, cluster)
         remote = ray.remote(SteerPuWorker)
