@@ -33,7 +33,7 @@ def board_command(
     ],
     out: Annotated[Optional[Path], typer.Option(help="output root (default: the board's 'output')")] = None,
     executor: Annotated[
-        str, typer.Option(help="where the units run: inprocess, or ray (pip install steer-pu[ray])")
+        str, typer.Option(help="where the units run: inprocess, or ray (pip install steer-pu\\[ray])")
     ] = "inprocess",
     ray_address: Annotated[
         Optional[str],

@@ -63,7 +63,7 @@ def run_command(
         typer.Option(help="tokens per forward batch (default: as the device's free memory allows; a resume keeps its)"),
     ] = None,
     executor: Annotated[
-        str, typer.Option(help="where the concepts' units run: inprocess, or ray (pip install steer-pu[ray])")
+        str, typer.Option(help="where the concepts' units run: inprocess, or ray (pip install steer-pu\\[ray])")
     ] = "inprocess",
     ray_address: Annotated[
         Optional[str],
