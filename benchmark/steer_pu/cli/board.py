@@ -9,7 +9,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from steer_pu.cli.common import console, err_console, literal, literal_row, user_errors
+from steer_pu.cli.common import (
+    ExecutorOption,
+    RayAddressOption,
+    WorkersOption,
+    console,
+    err_console,
+    literal,
+    literal_row,
+    user_errors,
+)
 
 
 def board_progress() -> Progress:
@@ -32,17 +41,9 @@ def board_command(
         Path, typer.Argument(help="board file (YAML): models × method-forms × seeds, e.g. boards/standard.yaml")
     ],
     out: Annotated[Optional[Path], typer.Option(help="output root (default: the board's 'output')")] = None,
-    executor: Annotated[
-        str, typer.Option(help="where the units run: inprocess, or ray (pip install steer-pu\\[ray])")
-    ] = "inprocess",
-    ray_address: Annotated[
-        Optional[str],
-        typer.Option(help="with --executor ray: auto or HOST:PORT of a running cluster (default: a local one)"),
-    ] = None,
-    workers: Annotated[
-        Optional[int],
-        typer.Option(help="with --executor ray: worker actors (default: one per GPU, else CPUs / threads)"),
-    ] = None,
+    executor: ExecutorOption = "inprocess",
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
     submit: Annotated[
         bool, typer.Option(help="write the board's 'submissions' entries once every run has finished")
     ] = True,

@@ -6,6 +6,7 @@ import os
 import sys
 from functools import wraps
 from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -23,6 +24,19 @@ DEBUG_ENV = "STEER_PU_DEBUG"  # set to 1: an internal error shows its traceback
 EXIT_FAILED_CHECK = 1  # a check ran and failed (verify, tasks validate, export lm-eval-tasks --check)
 EXIT_USER_ERROR = 2  # unreadable or invalid input: one `error:` line
 EXIT_BUG = 3  # an unexpected exception inside steer-pu: one line asking for a report
+
+# The executor options `run` and `board` share (steer_pu.runs.executors)
+ExecutorOption = Annotated[
+    str, typer.Option(help="where the units run: inprocess, or ray (pip install steer-pu\\[ray])")
+]
+RayAddressOption = Annotated[
+    Optional[str],
+    typer.Option(help="with --executor ray: auto or HOST:PORT of a running cluster (default: a local one)"),
+]
+WorkersOption = Annotated[
+    Optional[int],
+    typer.Option(help="with --executor ray: worker actors (default: one per GPU, else CPUs / --threads)"),
+]
 
 
 def literal(value: object) -> Text:

@@ -10,6 +10,9 @@ import typer
 from rich.table import Table
 
 from steer_pu.cli.common import (
+    ExecutorOption,
+    RayAddressOption,
+    WorkersOption,
     console,
     literal,
     literal_row,
@@ -62,17 +65,9 @@ def run_command(
         Optional[int],
         typer.Option(help="tokens per forward batch (default: as the device's free memory allows; a resume keeps its)"),
     ] = None,
-    executor: Annotated[
-        str, typer.Option(help="where the concepts' units run: inprocess, or ray (pip install steer-pu\\[ray])")
-    ] = "inprocess",
-    ray_address: Annotated[
-        Optional[str],
-        typer.Option(help="with --executor ray: auto or HOST:PORT of a running cluster (default: a local one)"),
-    ] = None,
-    workers: Annotated[
-        Optional[int],
-        typer.Option(help="with --executor ray: worker actors (default: one per GPU, else CPUs / --threads)"),
-    ] = None,
+    executor: ExecutorOption = "inprocess",
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Train or load a method per concept, sweep its strengths, score the test split."""
     from steer_pu.methods import check_grid, get_method
