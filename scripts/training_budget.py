@@ -45,38 +45,49 @@ def run_study(args: argparse.Namespace) -> None:
     concepts = load_concepts(suite, args.concepts.split(","))
     encoded = {c.name: fmt.encode_all(c.test) for c in concepts}
     # budgets outermost: every method-form has its small budgets before any gets the large ones
-    for steps in (int(s) for s in args.steps.split(",")):
-        for concept in concepts:
-            for name in args.methods.split(","):
-                for form in args.forms.split(","):
-                    key = f"{concept.name}/{name}-{form}/{steps}"
-                    if key in results:
-                        continue
-                    method = get_method(name)(form, steps=steps, **dict(args.hp or []))
-                    start = time.perf_counter()
-                    intervention = method.fit(loaded, fmt, loaded.default_layer, concept.train, seed=0)
-                    fit_s = time.perf_counter() - start
-                    grid = sorted({0.0, *method.strengths()})
-                    scores = concept_scores(score_sweep(loaded.model, encoded[concept.name], intervention, grid))
-                    results[key] = {
-                        "concept": concept.name,
-                        "method": name,
-                        "form": form,
-                        "steps": steps,
-                        "hp": dict(args.hp or []),
-                        "fa": scores.fa,
-                        "fa_negative": scores.fa_negative,
-                        "base_p": scores.base_p,
-                        "loss_last_epoch": method.last_loss_history[-1],
-                        "loss_per_epoch": method.last_loss_history,
-                        "fit_s": round(fit_s, 1),
-                        "sweep_s": round(time.perf_counter() - start - fit_s, 1),
-                        "model": args.model,
-                        "suite": str(suite),
-                        "threads": args.threads,
-                    }
-                    atomic_write_json(out, results)
-                    print(f"{key}: FA {scores.fa:.4f} FA- {scores.fa_negative:.4f} "
+    units = [
+        (steps, seed, concept, name, form)
+        for steps in (int(s) for s in args.steps.split(","))
+        for seed in (int(s) for s in args.seeds.split(","))
+        for concept in concepts
+        for name in args.methods.split(",")
+        for form in args.forms.split(",")
+    ]
+    for steps, seed, concept, name, form in units:
+        # seed 0 keeps the keys of the first study's files
+        key = f"{concept.name}/{name}-{form}/{steps}" + (f"/seed{seed}" if seed else "")
+        if key in results:
+            continue
+        method = get_method(name)(form, steps=steps, **dict(args.hp or []))
+        start = time.perf_counter()
+        torch.manual_seed(seed)
+        intervention = method.fit(loaded, fmt, loaded.default_layer, concept.train, seed=seed)
+        fit_s = time.perf_counter() - start
+        grid = sorted({0.0, *method.strengths()})
+        sweep = score_sweep(loaded.model, encoded[concept.name], intervention, grid)
+        scores = concept_scores(sweep)
+        results[key] = {
+            "seed": seed,
+            # per-pair NLLs per strength: budgets can be compared pair by pair (paired bootstrap)
+            "pair_scores": {f"{m:g}": sweep[m].to_json() for m in grid},
+            "concept": concept.name,
+            "method": name,
+            "form": form,
+            "steps": steps,
+            "hp": dict(args.hp or []),
+            "fa": scores.fa,
+            "fa_negative": scores.fa_negative,
+            "base_p": scores.base_p,
+            "loss_last_epoch": method.last_loss_history[-1],
+            "loss_per_epoch": method.last_loss_history,
+            "fit_s": round(fit_s, 1),
+            "sweep_s": round(time.perf_counter() - start - fit_s, 1),
+            "model": args.model,
+            "suite": str(suite),
+            "threads": args.threads,
+        }
+        atomic_write_json(out, results)
+        print(f"{key}: FA {scores.fa:.4f} FA- {scores.fa_negative:.4f} "
                           f"loss {method.last_loss_history[-1]:.4f} fit {fit_s:.0f}s", flush=True)  # fmt: skip
 
 
@@ -94,7 +105,8 @@ def report(args: argparse.Namespace) -> None:
         rows.update(json.loads(Path(path).read_text()))
     series: dict[tuple[str, str, str], dict[int, dict]] = {}
     for r in rows.values():
-        series.setdefault((r["concept"], r["method"], r["form"]), {})[r["steps"]] = r
+        if r.get("seed", 0) == 0:  # the table is of seed 0; other seeds measure the spread
+            series.setdefault((r["concept"], r["method"], r["form"]), {})[r["steps"]] = r
     budgets = sorted({r["steps"] for r in rows.values()})
     lines = [
         "| concept | method | form | " + " | ".join(f"FA @ {s}" for s in budgets) + " | enough (steps) |",
@@ -149,6 +161,7 @@ def main() -> None:
     parser.add_argument("--methods", default="split,sft,reps")
     parser.add_argument("--forms", default="vector,lora")
     parser.add_argument("--steps", default="25,50,100,200,400")
+    parser.add_argument("--seeds", default="0", help="comma-separated training seeds (the spread between seeds)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--hp", type=_hp, action="append", help="NAME=VALUE hyper-parameter override (repeatable)")
     parser.add_argument("--report", nargs="+", help="result JSON files to tabulate instead of running")
