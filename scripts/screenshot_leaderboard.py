@@ -55,6 +55,8 @@ def main(out: Path) -> None:
         driver.get(url)
         wait = WebDriverWait(driver, 180, poll_frequency=0.5)
         wait.until(lambda d: d.find_elements(By.TAG_NAME, "table"))
+        # the offline checks run in the background: shoot the table once every row is checked
+        wait.until(lambda d: "checking" not in d.find_element(By.TAG_NAME, "body").text)
         wait.until(charts_drawn)
         time.sleep(1.5)  # let the charts finish drawing
         out.parent.mkdir(parents=True, exist_ok=True)
