@@ -159,7 +159,7 @@ def _build_artifact(name: str, spec: dict, scratch: Path) -> list[tuple[list[str
     shutil.rmtree(folder)
     if name == "prompts_deep_nesting":
         folder.mkdir()
-        meta = default_submissions_dir() / base.replace(".json", "") / "ocean" / "meta.json"
+        meta = default_submissions_dir() / Path(base).parent / art["path"] / "meta.json"  # the committed copy
         shutil.copyfile(meta, folder / "meta.json")
         (folder / "prompts.json").write_text('{"instructions": ' + "[" * 5000 + "]" * 5000 + "}", encoding="utf-8")
     else:
