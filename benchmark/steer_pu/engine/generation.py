@@ -21,7 +21,7 @@ from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerB
 from steer_pu.architectures import base_model
 from steer_pu.devices import accumulation_dtype, input_device, is_out_of_memory, release_memory
 from steer_pu.engine.encoding import PromptFormat
-from steer_pu.engine.scoring import output_logits
+from steer_pu.engine.scoring import output_logits, token_nll
 from steer_pu.errors import SteerPuError
 from steer_pu.interventions import Intervention
 
@@ -181,8 +181,7 @@ def continuation_nll(
                 start, n = len(prompts[i]), len(continuations[i])
                 logits = output_logits(model, final[r, start - 1 : start + n - 1], dtype)
                 targets = torch.tensor(continuations[i], device=logits.device)
-                token_nll = torch.logsumexp(logits, -1) - logits.gather(1, targets[:, None])[:, 0]
-                out.append(float(token_nll.sum()) / n)
+                out.append(float(token_nll(logits, targets).sum()) / n)
         return out
 
     results: list[float] = []

@@ -181,11 +181,12 @@ class CompletionIndex:
         states = final_hidden[self.rows.to(device), self.cols.to(device)]
         targets = self.targets.to(device)
         chunks = [slice(i, i + PROJECTION_CHUNK) for i in range(0, states.shape[0], PROJECTION_CHUNK)]
-        token_nll = torch.cat([_token_nll(output_logits(model, states[c], dtype), targets[c]) for c in chunks])
-        return torch.zeros(self.batch_size, dtype=dtype, device=device).index_add_(0, self.owner.to(device), token_nll)
+        per_token = torch.cat([token_nll(output_logits(model, states[c], dtype), targets[c]) for c in chunks])
+        return torch.zeros(self.batch_size, dtype=dtype, device=device).index_add_(0, self.owner.to(device), per_token)
 
 
-def _token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per position, −log softmax(logits)[target] (logits (n, vocab) in the accumulation dtype)."""
     return torch.logsumexp(logits, dim=-1) - logits.gather(1, targets[:, None])[:, 0]
 
 
