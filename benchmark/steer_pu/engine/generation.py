@@ -53,11 +53,16 @@ def _pad_id(tokenizer: PreTrainedTokenizerBase, stops: list[int]) -> int:
     return int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else stops[0]
 
 
+def _padded_size(rows: Sequence[Row], width: Callable[[Row], int]) -> int:
+    """Tokens in a batch of ``rows`` padded to its widest row (what a chunk's memory scales with)."""
+    return len(rows) * max(map(width, rows))
+
+
 def _chunks(rows: Sequence[Row], width: Callable[[Row], int], token_budget: int) -> list[list[Row]]:
     """Consecutive rows in groups of at most ``token_budget`` padded tokens (at least one row each)."""
     out: list[list[Row]] = []
     for row in rows:
-        if out and (len(out[-1]) + 1) * max(width(r) for r in [*out[-1], row]) <= token_budget:
+        if out and _padded_size([*out[-1], row], width) <= token_budget:
             out[-1].append(row)
         else:
             out.append([row])
@@ -130,7 +135,7 @@ def generate(
 
     chunks = _chunks(list(requests), width, token_budget)
     too_large = f"out of memory generating one continuation on {device}"
-    done = split_on_oom(chunks, lambda b: len(b) * max(map(width, b)), run, device, lambda _: too_large)
+    done = split_on_oom(chunks, lambda b: _padded_size(b, width), run, device, lambda _: too_large)
     return [ids for _, batch_ids in done for ids in batch_ids]
 
 
@@ -177,5 +182,5 @@ def continuation_nll(
 
     chunks = _chunks(rows, width, token_budget)
     too_large = f"out of memory scoring one continuation on {device}"
-    done = split_on_oom(chunks, lambda b: len(b) * max(map(width, b)), run, device, lambda _: too_large)
+    done = split_on_oom(chunks, lambda b: _padded_size(b, width), run, device, lambda _: too_large)
     return [nll for _, batch_nll in done for nll in batch_nll]
