@@ -50,12 +50,21 @@ def test_vocabulary_projection_in_chunks_changes_nothing(
     try:
         pairs = encoded(tiny_tokenizer, tiny_suite)
         whole = score_pairs(tiny_model, pairs, token_budget=100_000)
-        monkeypatch.setattr(scoring, "PROJECTION_CHUNK", 7)  # many chunks, one ending mid-completion
+        vocab = tiny_model.get_output_embeddings().weight.shape[0]
+        monkeypatch.setattr(scoring, "PROJECTION_ELEMENTS", 7 * vocab)  # chunks of 7, one ending mid-completion
+        assert scoring.projection_chunk(vocab) == 7
         chunked = score_pairs(tiny_model, pairs, token_budget=100_000)
     finally:
         torch.set_num_threads(saved)
     np.testing.assert_allclose(chunked.nll_pos, whole.nll_pos, rtol=0, atol=atol)
     np.testing.assert_allclose(chunked.nll_neg, whole.nll_neg, rtol=0, atol=atol)
+
+
+def test_projection_chunk_holds_the_logits_not_the_positions():
+    # SmolLM2 keeps its 1024 positions; Gemma-3's 5.3x larger vocabulary gets 5.3x fewer
+    assert scoring.projection_chunk(49_152) == 1024
+    assert scoring.projection_chunk(262_144) == 192
+    assert scoring.projection_chunk(10**9) == 1  # never zero positions
 
 
 def test_batched_equals_plain_under_steering(tiny_model, tiny_tokenizer, tiny_suite):

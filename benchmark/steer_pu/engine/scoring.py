@@ -116,9 +116,16 @@ def output_logits(model: PreTrainedModel, hidden: torch.Tensor, dtype: torch.dty
 
 
 _PROMPT, _POS, _NEG, _PAD = 0, 1, 2, 3
-#: completion positions per vocabulary projection: with a 49k vocabulary, 1024 positions of
-#: float64 logits (plus logsumexp's temporary) stay under 1 GB whatever the token budget
-PROJECTION_CHUNK = 1024
+#: logits per vocabulary projection (positions × vocabulary): 1024 positions of SmolLM2's 49k
+#: vocabulary, 192 of Gemma-3's 262k. In float64, with the model-dtype copy and logsumexp's
+#: temporary, a chunk stays under 1 GB whatever the token budget (a fixed 1024 positions took
+#: gemma3-270m's scoring to 6.2 GB peak RSS).
+PROJECTION_ELEMENTS = 1024 * 49_152
+
+
+def projection_chunk(vocab_size: int) -> int:
+    """Completion positions per vocabulary projection for a vocabulary of ``vocab_size``."""
+    return max(1, PROJECTION_ELEMENTS // vocab_size)
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,7 @@ class CompletionIndex:
 
     def nll(self, model: PreTrainedModel, final_hidden: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Summed NLL per completion from final (normed) hidden states: vocab projection only here,
-        ``PROJECTION_CHUNK`` positions at a time (a full batch's float64 logits would take GBs).
+        :func:`projection_chunk` positions at a time (a full batch's float64 logits would take GBs).
 
         On ``final_hidden``'s device, in ``dtype`` (default: float64, float32 on MPS)."""
         device = final_hidden.device
@@ -160,7 +167,8 @@ class CompletionIndex:
         dtype = dtype or accumulation_dtype(device)
         states = final_hidden[self.rows.to(device), self.cols.to(device)]
         targets = self.targets.to(device)
-        chunks = [slice(i, i + PROJECTION_CHUNK) for i in range(0, states.shape[0], PROJECTION_CHUNK)]
+        step = projection_chunk(model.get_output_embeddings().weight.shape[0])
+        chunks = [slice(i, i + step) for i in range(0, states.shape[0], step)]
         per_token = torch.cat([token_nll(output_logits(model, states[c], dtype), targets[c]) for c in chunks])
         return torch.zeros(self.batch_size, dtype=dtype, device=device).index_add_(0, self.owner.to(device), per_token)
 
