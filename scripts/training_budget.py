@@ -21,7 +21,7 @@ import json
 import time
 from pathlib import Path
 
-RULE = 0.01  # a budget is enough when doubling it moves FA by less than this
+RULE = 0.01  # a budget is enough when doubling it raises FA by less than this
 
 
 def run_study(args: argparse.Namespace) -> None:
@@ -94,11 +94,14 @@ def run_study(args: argparse.Namespace) -> None:
 
 
 def enough_steps(series: dict[int, float], thresholds: dict[int, float] | None = None) -> int | None:
-    """The smallest budget S whose doubling moves FA by less than the rule's threshold: RULE, or
-    (amended rule) max(RULE, the paired-bootstrap CI half-width of that doubling's difference)."""
+    """The smallest budget S whose doubling raises FA by less than the rule's threshold: RULE, or
+    (amended rule) max(RULE, the paired-bootstrap CI half-width of that doubling's difference).
+
+    A fall counts as settled: the rule is "trained until more steps stop helping", and a budget
+    past which FA drops (over-fitting 100 training pairs) is not one that needs more steps."""
     for s in sorted(series):
         limit = max(RULE, (thresholds or {}).get(s, 0.0))
-        if 2 * s in series and abs(series[2 * s] - series[s]) < limit:
+        if 2 * s in series and series[2 * s] - series[s] < limit:
             return s
     return None
 
