@@ -32,9 +32,10 @@ EVAL_GRIDS = {
     "local_weight": (-2.0, -1.2, -0.8, -0.4, -0.2, 0.2, 0.4, 0.8, 1.2, 1.6, 2.0, 2.8),
 }
 #: optimiser steps per training run, per form, set by the study in docs/results/training_budget.md:
-#: vectors are flat from 25 steps; SFT LoRA still gains from 200 to 400 (3 seeds), so LoRA gets 400
-#: (provisional: 800 not yet measured); local weight is not yet measured and keeps 100
-DEFAULT_STEPS = {"vector": 100, "lora": 400, "local_weight": 100}
+#: vectors are flat from 25 steps; SFT LoRA gains to 400 and falls at 800 (3 seeds), RePS LoRA
+#: stops at 200, so LoRA gets 400; SFT local weight still gains from 200 to 400 (one seed), so it
+#: gets 400 too (provisional: its 800 is not measured yet)
+DEFAULT_STEPS = {"vector": 100, "lora": 400, "local_weight": 400}
 #: the paper's learning rates: 0.08 for vectors, 0.01–0.04 for LoRA and local weight
 LEARNING_RATES = {"vector": 0.08, "lora": 0.02, "local_weight": 0.02}
 
