@@ -34,7 +34,7 @@ EVAL_GRIDS = {
 #: optimiser steps per training run, per form, set by the study in docs/results/training_budget.md:
 #: vectors are flat from 25 steps; SFT LoRA gains to 400 and falls at 800 (3 seeds), RePS LoRA
 #: stops at 200, so LoRA gets 400; SFT local weight still gains from 200 to 400 (one seed), so it
-#: gets 400 too (provisional: its 800 is not measured yet)
+#: gets 400 too (provisional, one seed: SPLIT local weight's FA falls from 100 to 400 within its CI)
 DEFAULT_STEPS = {"vector": 100, "lora": 400, "local_weight": 400}
 #: the paper's learning rates: 0.08 for vectors, 0.01–0.04 for LoRA and local weight
 LEARNING_RATES = {"vector": 0.08, "lora": 0.02, "local_weight": 0.02}
