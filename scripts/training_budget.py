@@ -106,6 +106,33 @@ def enough_steps(series: dict[int, float], thresholds: dict[int, float] | None =
     return None
 
 
+def form_budgets(settled: dict[tuple[str, str, str, str], tuple[int | None, int, int]]) -> dict[str, str]:
+    """The rule's default per form: the largest settled budget over its methods and concepts.
+
+    ``settled`` maps (concept, method, form, dtype) to (enough steps or None, largest budget
+    measured, number of seeds). Where one method-form has several series on a concept (float32
+    and bfloat16 runs), the one that reaches the largest budget (then: more seeds) speaks for it."""
+    best: dict[tuple[str, str, str], tuple[int, int, int | None, str]] = {}
+    for (concept, method, form, dtype), (enough, reach, n_seeds) in settled.items():
+        key = (concept, method, form)
+        if key not in best or (reach, n_seeds) > best[key][:2]:
+            best[key] = (reach, n_seeds, enough, dtype)
+    out: dict[str, str] = {}
+    for form in sorted({k[2] for k in best}):
+        cells = {(c, m): v for (c, m, f), v in best.items() if f == form}
+        open_ = sorted(f"{m} on {c} (measured to {v[0]})" for (c, m), v in cells.items() if v[2] is None)
+        # every method seen in this form, on every concept of the study
+        concepts, methods = {c for c, _, _ in best}, {m for (_, m) in cells}
+        open_ += sorted(f"{m} on {c} (not measured)" for c in concepts for m in methods if (c, m) not in cells)
+        if open_:
+            out[form] = "not settled: " + ", ".join(open_)
+            continue
+        top = max(v[2] for v in cells.values())
+        who = sorted(f"{m} on {c}" for (c, m), v in cells.items() if v[2] == top)
+        out[form] = f"{top} steps (set by {', '.join(who)}; {len(cells)} method-concept series)"
+    return out
+
+
 def _sweep(unit: dict) -> dict:
     from steer_pu.analysis.pair_scores import PairScores
 
@@ -195,6 +222,7 @@ def report(args: argparse.Namespace) -> None:
     header = ["concept", "method", "form", "dtype", "seeds", *(f"FA @ {s}" for s in budgets), "enough (steps)"]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     doublings: list[str] = []
+    settled_by_series: dict[tuple[str, str, str, str], tuple[int | None, int, int]] = {}
     for (concept, method, form, dtype), by_steps in sorted(series.items()):
         means = {s: statistics.mean(u["fa"] for u in units.values()) for s, units in by_steps.items()}
         losses = {s: statistics.mean(u["loss_last_epoch"] for u in units.values()) for s, units in by_steps.items()}
@@ -215,6 +243,7 @@ def report(args: argparse.Namespace) -> None:
             cells.append(f"{means[s]:.3f}{sd} ({losses[s]:.2f})")
         seeds = sorted({k for units in by_steps.values() for k in units})
         settled = enough_steps(means, widths)
+        settled_by_series[(concept, method, form, dtype)] = (settled, max(by_steps), len(seeds))
         lines.append(
             f"| {concept} | {method} | {form} | {dtype} | {','.join(map(str, seeds))} | "
             + " | ".join(cells)
@@ -226,7 +255,10 @@ def report(args: argparse.Namespace) -> None:
             f"paired-bootstrap 95 % CI half-width {width:.3f}"
             for s, width in sorted(widths.items())
         ]
-    table = "\n".join(lines + ([""] + doublings if doublings else []))
+    per_form = [f"- **{form}**: {text}" for form, text in form_budgets(settled_by_series).items()]
+    table = "\n".join(
+        lines + ([""] + doublings if doublings else []) + ["", "By the rule, per form (every method, every concept):", *per_form]
+    )
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table + "\n")
