@@ -257,7 +257,9 @@ def report(args: argparse.Namespace) -> None:
         ]
     per_form = [f"- **{form}**: {text}" for form, text in form_budgets(settled_by_series).items()]
     table = "\n".join(
-        lines + ([""] + doublings if doublings else []) + ["", "By the rule, per form (every method, every concept):", *per_form]
+        lines
+        + ([""] + doublings if doublings else [])
+        + ["", "By the rule, per form (every method, every concept):", *per_form]
     )
     print(table)
     if args.markdown:

@@ -44,4 +44,6 @@ def test_form_budgets_take_the_largest_and_prefer_the_longer_series(study):
     assert out["lora"] == "400 steps (set by sft on risk; 4 method-concept series)"
     # a method-form measured on one concept only does not settle its form
     assert out["vector"] == "not settled: sft on opt (not measured)"
-    assert out["local_weight"] == "not settled: reps on risk (measured to 100), reps on opt (not measured), sft on opt (not measured)"
+    assert out["local_weight"] == (
+        "not settled: reps on risk (measured to 100), reps on opt (not measured), sft on opt (not measured)"
+    )
