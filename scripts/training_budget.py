@@ -93,44 +93,103 @@ def run_study(args: argparse.Namespace) -> None:
                           f"loss {method.last_loss_history[-1]:.4f} fit {fit_s:.0f}s", flush=True)  # fmt: skip
 
 
-def enough_steps(series: dict[int, float], thresholds: dict[int, float] | None = None) -> int | None:
-    """The smallest budget S whose doubling raises FA by less than the rule's threshold: RULE, or
-    (amended rule) max(RULE, the paired-bootstrap CI half-width of that doubling's difference).
+def enough_steps(
+    gains: dict[tuple[int, int], float], thresholds: dict[tuple[int, int], float] | None = None
+) -> int | None:
+    """The smallest budget S whose doubling, and whose quadrupling where measured, raises FA by less
+    than the rule's threshold: RULE, or (amended rule) max(RULE, the paired-bootstrap CI half-width
+    of that difference). ``gains[(S, T)]`` is the seed-mean FA(T) − FA(S) over the seeds both
+    budgets have; ``thresholds[(S, T)]`` its half-width.
 
     A fall counts as settled: the rule is "trained until more steps stop helping", and a budget
-    past which FA drops (over-fitting 100 training pairs) is not one that needs more steps."""
-    for s in sorted(series):
-        limit = max(RULE, (thresholds or {}).get(s, 0.0))
-        if 2 * s in series and series[2 * s] - series[s] < limit:
+    past which FA drops (over-fitting 100 training pairs) is not one that needs more steps. The 4S
+    check keeps two rises, each inside one seed's noise, from settling a budget that a longer run
+    shows to be short (SFT local weight: +0.048 and +0.041, together +0.089 [+0.005, +0.152])."""
+    for s in sorted({small for small, _ in gains}):
+        if (s, 2 * s) not in gains:
+            continue
+        checks = [t for t in (2 * s, 4 * s) if (s, t) in gains]
+        if all(gains[(s, t)] < max(RULE, (thresholds or {}).get((s, t), 0.0)) for t in checks):
             return s
     return None
 
 
-def form_budgets(settled: dict[tuple[str, str, str, str], tuple[int | None, int, int]]) -> dict[str, str]:
-    """The rule's default per form: the largest settled budget over its methods and concepts.
+SeriesKey = tuple[str, str, str, str]  # (concept, method, form, dtype)
+
+
+def load_series(paths: list[str]) -> dict[SeriesKey, dict[int, dict[int, dict]]]:
+    """Study units from result files: one series per concept, method-form and dtype; each budget
+    holds its seeds' units. Units trained with a ``--hp`` override (the ablations) are not part of
+    the default schedule's curves and are left out."""
+    series: dict[SeriesKey, dict[int, dict[int, dict]]] = {}
+    for path in paths:
+        for unit in json.loads(Path(path).read_text()).values():
+            if unit.get("hp"):
+                continue
+            key = (unit["concept"], unit["method"], unit["form"], unit.get("dtype", "float32"))
+            series.setdefault(key, {}).setdefault(unit["steps"], {})[unit.get("seed", 0)] = unit
+    return series
+
+
+def summarise(by_steps: dict[int, dict[int, dict]]) -> dict:
+    """A series' seed-mean FA and loss per budget, each doubling's CI half-width, and the budget
+    the rule settles on (None: not settled)."""
+    import statistics
+
+    means = {s: statistics.mean(u["fa"] for u in units.values()) for s, units in by_steps.items()}
+    losses = {s: statistics.mean(u["loss_last_epoch"] for u in units.values()) for s, units in by_steps.items()}
+    # (S, T), T = 2S or 4S: the seed-mean FA(T) − FA(S) over the seeds both have, and its CI half-width
+    gains: dict[tuple[int, int], float] = {}
+    widths: dict[tuple[int, int], float] = {}
+    for s in by_steps:
+        for t in (2 * s, 4 * s):
+            common = sorted(set(by_steps[s]) & set(by_steps.get(t, {})))
+            if not common:
+                continue
+            small, large = [by_steps[s][k] for k in common], [by_steps[t][k] for k in common]
+            gains[(s, t)] = statistics.mean(b["fa"] - a["fa"] for a, b in zip(small, large))
+            width = doubling_half_width(small, large)
+            if width is not None:
+                widths[(s, t)] = width
+    seeds = sorted({k for units in by_steps.values() for k in units})
+    enough = enough_steps(gains, widths)
+    return {"means": means, "losses": losses, "gains": gains, "widths": widths, "seeds": seeds, "enough": enough}
+
+
+def method_form_budgets(
+    settled: dict[SeriesKey, tuple[int | None, int, int]],
+) -> dict[tuple[str, str], tuple[int | None, str]]:
+    """The rule's default per method-form: the largest budget it settles on over the concepts.
 
     ``settled`` maps (concept, method, form, dtype) to (enough steps or None, largest budget
-    measured, number of seeds). Where one method-form has several series on a concept (float32
-    and bfloat16 runs), the one that reaches the largest budget (then: more seeds) speaks for it."""
-    best: dict[tuple[str, str, str], tuple[int, int, int | None, str]] = {}
-    for (concept, method, form, dtype), (enough, reach, n_seeds) in settled.items():
+    measured, number of seeds). Where a method-form has several series on a concept (float32 and
+    bfloat16 runs), the one that reaches the largest budget (then: more seeds) speaks for it. A
+    method-form is settled only when it is settled on every concept of the study."""
+    best: dict[tuple[str, str, str], tuple[int, int, int | None]] = {}
+    for (concept, method, form, _dtype), (enough, reach, n_seeds) in settled.items():
         key = (concept, method, form)
         if key not in best or (reach, n_seeds) > best[key][:2]:
-            best[key] = (reach, n_seeds, enough, dtype)
-    out: dict[str, str] = {}
-    for form in sorted({k[2] for k in best}):
-        cells = {(c, m): v for (c, m, f), v in best.items() if f == form}
-        open_ = sorted(f"{m} on {c} (measured to {v[0]})" for (c, m), v in cells.items() if v[2] is None)
-        # every method seen in this form, on every concept of the study
-        concepts, methods = {c for c, _, _ in best}, {m for (_, m) in cells}
-        open_ += sorted(f"{m} on {c} (not measured)" for c in concepts for m in methods if (c, m) not in cells)
+            best[key] = (reach, n_seeds, enough)
+    concepts = sorted({c for c, _, _ in best})
+    out: dict[tuple[str, str], tuple[int | None, str]] = {}
+    for method, form in sorted({(m, f) for _, m, f in best}):
+        cells = {c: best.get((c, method, form)) for c in concepts}
+        open_ = [f"{c} not measured" for c, v in cells.items() if v is None]
+        open_ += [f"{c} measured to {v[0]}" for c, v in cells.items() if v is not None and v[2] is None]
         if open_:
-            out[form] = "not settled: " + ", ".join(open_)
+            out[(method, form)] = (None, "not settled: " + ", ".join(open_))
             continue
-        top = max(v[2] for v in cells.values())
-        who = sorted(f"{m} on {c}" for (c, m), v in cells.items() if v[2] == top)
-        out[form] = f"{top} steps (set by {', '.join(who)}; {len(cells)} method-concept series)"
+        per_concept = ", ".join(f"{c} {v[2]}" for c, v in cells.items())
+        out[(method, form)] = (max(v[2] for v in cells.values()), per_concept)
     return out
+
+
+def study_budgets(paths: list[str]) -> dict[tuple[str, str], tuple[int | None, str]]:
+    """:func:`method_form_budgets` of the result files (what DEFAULT_STEPS must say)."""
+    return method_form_budgets(
+        {key: (summary["enough"], max(by_steps), len(summary["seeds"]))
+         for key, by_steps in load_series(paths).items() for summary in [summarise(by_steps)]}
+    )  # fmt: skip
 
 
 def _sweep(unit: dict) -> dict:
@@ -159,7 +218,7 @@ def paired_ci(base: list[dict], other: list[dict], n_boot: int = 2000, seed: int
 
 
 def doubling_half_width(small: list[dict], large: list[dict]) -> float | None:
-    """95 % CI half-width of seed-mean FA(2S) − FA(S) (:func:`paired_ci`)."""
+    """95 % CI half-width of seed-mean FA(large budget) − FA(small budget) (:func:`paired_ci`)."""
     ci = paired_ci(small, large)
     return None if ci is None else (ci[1] - ci[0]) / 2
 
@@ -209,30 +268,15 @@ def ablation_report(args: argparse.Namespace) -> None:
 def report(args: argparse.Namespace) -> None:
     import statistics
 
-    rows: dict[str, dict] = {}
-    for path in args.report:
-        data = json.loads(Path(path).read_text())
-        rows.update({f"{path}:{key}": unit for key, unit in data.items()})
-    # one series per concept, method-form and dtype; each budget holds its seeds' units
-    series: dict[tuple[str, str, str, str], dict[int, dict[int, dict]]] = {}
-    for r in rows.values():
-        key = (r["concept"], r["method"], r["form"], r.get("dtype", "float32"))
-        series.setdefault(key, {}).setdefault(r["steps"], {})[r.get("seed", 0)] = r
-    budgets = sorted({r["steps"] for r in rows.values()})
+    series = load_series(args.report)
+    budgets = sorted({s for by_steps in series.values() for s in by_steps})
     header = ["concept", "method", "form", "dtype", "seeds", *(f"FA @ {s}" for s in budgets), "enough (steps)"]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     doublings: list[str] = []
-    settled_by_series: dict[tuple[str, str, str, str], tuple[int | None, int, int]] = {}
+    settled_by_series: dict[SeriesKey, tuple[int | None, int, int]] = {}
     for (concept, method, form, dtype), by_steps in sorted(series.items()):
-        means = {s: statistics.mean(u["fa"] for u in units.values()) for s, units in by_steps.items()}
-        losses = {s: statistics.mean(u["loss_last_epoch"] for u in units.values()) for s, units in by_steps.items()}
-        widths = {}
-        for s in by_steps:
-            if 2 * s in by_steps:
-                common = sorted(set(by_steps[s]) & set(by_steps[2 * s]))
-                width = doubling_half_width([by_steps[s][k] for k in common], [by_steps[2 * s][k] for k in common])
-                if width is not None:
-                    widths[s] = width
+        summary = summarise(by_steps)
+        means, losses, seeds = summary["means"], summary["losses"], summary["seeds"]
         cells = []
         for s in budgets:
             if s not in by_steps:
@@ -241,25 +285,26 @@ def report(args: argparse.Namespace) -> None:
             spread = [u["fa"] for u in by_steps[s].values()]
             sd = f" ±{statistics.stdev(spread):.3f}" if len(spread) > 1 else ""
             cells.append(f"{means[s]:.3f}{sd} ({losses[s]:.2f})")
-        seeds = sorted({k for units in by_steps.values() for k in units})
-        settled = enough_steps(means, widths)
-        settled_by_series[(concept, method, form, dtype)] = (settled, max(by_steps), len(seeds))
+        settled_by_series[(concept, method, form, dtype)] = (summary["enough"], max(by_steps), len(seeds))
         lines.append(
             f"| {concept} | {method} | {form} | {dtype} | {','.join(map(str, seeds))} | "
             + " | ".join(cells)
-            + f" | {settled or 'not settled'} |"
+            + f" | {summary['enough'] or 'not settled'} |"
         )
         doublings += [
-            f"- {concept} {method}-{form} ({dtype}), {s} → {2 * s} steps: "
-            f"seed-mean Δ FA {means[2 * s] - means[s]:+.3f}, "
+            f"- {concept} {method}-{form} ({dtype}), {s} → {t} steps: "
+            f"seed-mean Δ FA {summary['gains'][(s, t)]:+.3f}, "
             f"paired-bootstrap 95 % CI half-width {width:.3f}"
-            for s, width in sorted(widths.items())
+            for (s, t), width in sorted(summary["widths"].items())
         ]
-    per_form = [f"- **{form}**: {text}" for form, text in form_budgets(settled_by_series).items()]
+    per_method_form = [
+        f"- **{method} {form}**: " + (f"{steps} steps (settled on {why})" if steps else why)
+        for (method, form), (steps, why) in method_form_budgets(settled_by_series).items()
+    ]
     table = "\n".join(
         lines
         + ([""] + doublings if doublings else [])
-        + ["", "By the rule, per form (every method, every concept):", *per_form]
+        + ["", "By the rule, per method-form (the largest budget it settles on over the concepts):", *per_method_form]
     )
     print(table)
     if args.markdown:

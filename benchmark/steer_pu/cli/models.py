@@ -40,6 +40,7 @@ def models_path(name: str) -> None:
 def methods_list() -> None:
     """List the built-in control methods, their forms, defaults and strength grids."""
     from steer_pu.methods import REGISTRY
+    from steer_pu.methods.trained import PROVISIONAL_STEPS
 
     table = Table("method", "form", "budget", "dropout", "sub side", "strength grid", "other hyper-parameters")
     shown = {"steps", "batch_pairs", "dropout", "add_sub", "sub_mode"}
@@ -49,6 +50,8 @@ def methods_list() -> None:
             hp = method.hyperparams
             trained = "steps" in hp
             budget = f"{hp['steps']} steps × {hp['batch_pairs']} pairs" if trained else "training-free"
+            if (cls.name, form) in PROVISIONAL_STEPS:
+                budget += " (provisional)"
             dropout = f"{hp['dropout']:g}" if trained else "-"
             sub = ({"negate": "add+sub (−m)", "null": "add+sub (null-it-out)"}[hp["sub_mode"]]
                    if trained and hp["add_sub"] else ("add only" if trained else "-"))  # fmt: skip
