@@ -205,17 +205,22 @@ def test_ablation_switches_change_what_is_trained(tiny_model_dir, tiny_suite):
         ("reps", "vector", {"length_norm": "completion"}),
         ("reps", "vector", {"sub_mode": "negate"}),
         ("split", "vector", {"train_positions": "completion"}),
+        ("split", "lora", {"train_dtype": "bfloat16"}),
     ]
     for name, form, hp in cases:
         base, changed = tensors(name, form), tensors(name, form, **hp)
         assert base.keys() == changed.keys(), f"{hp}: the artifact keeps its tensors (a bias is not saved)"
         assert any(not torch.equal(base[k], changed[k]) for k in base), f"{name}-{form} {hp} changed nothing"
+    # bf16 training (the reference's tensors): a float32 artifact whose values are bf16 numbers
+    for t in tensors("split", "lora", train_dtype="bfloat16").values():
+        assert t.dtype == torch.float32 and torch.equal(t, t.bfloat16().float())
     bad = [
         ("split", "vector", {"vector_bias": "false"}, "vector_bias must be true or false"),
         ("split", "vector", {"sub_draw": "twice"}, "sub_draw 'twice'"),
         ("split", "vector", {"hinge": "pairwise"}, "hinge 'pairwise'"),
         ("split", "lora", {"lora_init": "xavier"}, "lora_init 'xavier'"),
         ("reps", "lora", {"length_norm": "tokens"}, "length_norm 'tokens'"),
+        ("sft", "vector", {"train_dtype": "float16"}, "train_dtype 'float16'"),
     ]
     for name, form, hp, message in bad:
         with pytest.raises(SteerPuError, match=message):

@@ -70,6 +70,7 @@ class TrainedMethod(Method):
             "factors": list(TRAIN_FACTORS[self.form]),
             # ablation switches (docs/methods.md, "Fidelity to the reference code")
             "sub_draw": "mirror",
+            "train_dtype": "float32",
         }
         if self.form == "lora":
             params["rank"] = 4
@@ -113,6 +114,7 @@ class TrainedMethod(Method):
                 weight_decay=float(hp["weight_decay"]),
                 max_grad_norm=float(hp["max_grad_norm"]),
                 sub_draw=str(hp["sub_draw"]),
+                train_dtype=str(hp["train_dtype"]),
                 # declared for one form only; the other forms take TrainConfig's defaults
                 **{name: str(hp[name]) for name in ("lora_init", "train_positions") if name in hp},
                 **({"vector_bias": _flag(hp["vector_bias"], "vector_bias")} if "vector_bias" in hp else {}),

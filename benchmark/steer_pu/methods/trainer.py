@@ -41,6 +41,9 @@ LORA_INITS = ("reference", "peft")
 #: where a vector is added in training: every position (as scored), or from the prompt's last
 #: token on (the reference's training, an ablation)
 TRAIN_POSITIONS = ("all", "completion")
+#: the trained tensors' (and so Adam's) dtype: float32, or bfloat16 as the reference keeps them
+#: (an ablation; the artifact is float32 either way)
+TRAIN_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class TrainConfig:
     lora_init: str = "reference"  # one of LORA_INITS
     vector_bias: bool = False  # the reference's training-only scalar added to m (vectors)
     train_positions: str = "all"  # one of TRAIN_POSITIONS
+    train_dtype: str = "float32"  # one of TRAIN_DTYPES
 
     def check(self, form: str) -> None:
         """Raise SteerPuError naming the field whose value cannot train ``form``."""
@@ -107,6 +111,8 @@ class TrainConfig:
             raise SteerPuError(f"vector_bias is defined for vectors only, not form '{form}'")
         if self.train_positions not in TRAIN_POSITIONS:
             raise SteerPuError(f"train_positions '{self.train_positions}': use one of {', '.join(TRAIN_POSITIONS)}")
+        if self.train_dtype not in TRAIN_DTYPES:
+            raise SteerPuError(f"train_dtype '{self.train_dtype}': use one of {', '.join(TRAIN_DTYPES)}")
         if self.train_positions != "all" and (form != "vector" or self.sub_mode == "null"):
             raise SteerPuError("train_positions 'completion' is defined for vectors trained at ±m (sub_mode 'negate')")
 
@@ -223,7 +229,13 @@ def batch_loss(
 
 
 def initial_intervention(
-    form: str, model: PreTrainedModel, layer: int, rank: int, generator: torch.Generator, lora_init: str = "reference"
+    form: str,
+    model: PreTrainedModel,
+    layer: int,
+    rank: int,
+    generator: torch.Generator,
+    lora_init: str = "reference",
+    dtype: torch.dtype = torch.float32,
 ) -> Intervention:
     """Fresh trainable tensors as the reference code makes them: a vector uniform ±1/√d (its
     ``Linear(d, 1)`` default), zero local-weight deltas, LoRA B = 0 and A uniform ±1/√r.
@@ -246,8 +258,7 @@ def initial_intervention(
             tensors = {"delta_weight": torch.zeros(out_features, in_features), "delta_bias": torch.zeros(out_features)}
         else:
             raise SteerPuError(f"cannot train form '{form}'; trainable forms are vector, lora, local_weight")
-    for t in tensors.values():
-        t.requires_grad_(True)
+    tensors = {name: t.to(dtype).requires_grad_(True) for name, t in tensors.items()}
     return FORMS[form](layer, tensors)
 
 
@@ -272,7 +283,8 @@ def train_intervention(
     items = pack(pairs)
     with frozen(model):
         check_packable(model, items)
-        intervention = initial_intervention(form, model, layer, rank, generator, config.lora_init)
+        dtype = TRAIN_DTYPES[config.train_dtype]
+        intervention = initial_intervention(form, model, layer, rank, generator, config.lora_init, dtype)
         # the reference vector's Linear(d, 1) bias: added to m in training, dropped when applied
         bias = torch.zeros(1, requires_grad=True) if config.vector_bias else None
         params = intervention.parameters() + ([bias] if bias is not None else [])
@@ -308,5 +320,5 @@ def train_intervention(
                 epoch_loss = epoch_pairs = 0.0
             if on_step:
                 on_step(step, config.steps, loss.item())
-    trained = {name: t.detach().clone() for name, t in intervention.tensors.items()}
+    trained = {name: t.detach().float().clone() for name, t in intervention.tensors.items()}
     return FORMS[form](layer, trained), history
