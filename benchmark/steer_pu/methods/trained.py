@@ -33,13 +33,13 @@ EVAL_GRIDS = {
 }
 #: optimiser steps per training run for each built-in method and form, each set by the rule of the
 #: study in docs/results/training_budget.md (trained until doubling the budget stops raising FA, on
-#: two concepts of different formats): SPLIT's FA falls past 100 steps in every form while SFT LoRA
-#: and local weight gain to 400 (3 seeds for SFT LoRA, which falls at 800), and RePS vectors to 200.
-#: The local-weight budgets of SFT and RePS are provisional (SFT's 800 and RePS past 100 unmeasured).
+#: two concepts of different formats): vectors settle at 100 (RePS: 2 seeds on optimism), SPLIT's
+#: FA falls past 100 steps in every form, while SFT LoRA and local weight gain to 400 (3 seeds for
+#: SFT LoRA, which falls at 800). PROVISIONAL_STEPS are not settled on both concepts yet.
 DEFAULT_STEPS: dict[str, dict[str, int]] = {
     "split": {"vector": 100, "lora": 100, "local_weight": 100},
     "sft": {"vector": 100, "lora": 400, "local_weight": 400},
-    "reps": {"vector": 200, "lora": 400, "local_weight": 400},
+    "reps": {"vector": 100, "lora": 400, "local_weight": 400},
 }
 #: budgets the study has not settled on both concepts yet (training_budget.md: what each rests on)
 PROVISIONAL_STEPS = frozenset(
