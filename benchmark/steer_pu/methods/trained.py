@@ -42,9 +42,7 @@ DEFAULT_STEPS: dict[str, dict[str, int]] = {
     "reps": {"vector": 100, "lora": 400, "local_weight": 400},
 }
 #: budgets the study has not settled on both concepts yet (training_budget.md: what each rests on)
-PROVISIONAL_STEPS = frozenset(
-    {("split", "local_weight"), ("sft", "local_weight"), ("reps", "lora"), ("reps", "local_weight")}
-)
+PROVISIONAL_STEPS = frozenset({("split", "local_weight"), ("sft", "local_weight"), ("reps", "local_weight")})
 #: a trained plug-in without a study of its own: the largest built-in budget of its form
 PLUGIN_STEPS = {form: max(steps[form] for steps in DEFAULT_STEPS.values()) for form in TRAIN_FACTORS}
 #: the paper's learning rates: 0.08 for vectors, 0.01–0.04 for LoRA and local weight
