@@ -153,23 +153,22 @@ def summarise(by_steps: dict[int, dict[int, dict]]) -> dict:
                 widths[(s, t)] = width
     seeds = sorted({k for units in by_steps.values() for k in units})
     enough = enough_steps(gains, widths)
-    return {"means": means, "losses": losses, "gains": gains, "widths": widths, "seeds": seeds, "enough": enough}
+    return {"means": means, "losses": losses, "gains": gains, "widths": widths, "seeds": seeds, "enough": enough,
+            "reach": max(by_steps)}  # fmt: skip
 
 
-def method_form_budgets(
-    settled: dict[SeriesKey, tuple[int | None, int, int]],
-) -> dict[tuple[str, str], tuple[int | None, str]]:
+def method_form_budgets(summaries: dict[SeriesKey, dict]) -> dict[tuple[str, str], tuple[int | None, str]]:
     """The rule's default per method-form: the largest budget it settles on over the concepts.
 
-    ``settled`` maps (concept, method, form, dtype) to (enough steps or None, largest budget
-    measured, number of seeds). Where a method-form has several series on a concept (float32 and
+    ``summaries`` maps (concept, method, form, dtype) to its :func:`summarise` (``enough``,
+    ``reach``: the largest budget measured, ``seeds``). Where a method-form has several series on a concept (float32 and
     bfloat16 runs), the one that reaches the largest budget (then: more seeds) speaks for it. A
     method-form is settled only when it is settled on every concept of the study."""
     best: dict[tuple[str, str, str], tuple[int, int, int | None]] = {}
-    for (concept, method, form, _dtype), (enough, reach, n_seeds) in settled.items():
-        key = (concept, method, form)
-        if key not in best or (reach, n_seeds) > best[key][:2]:
-            best[key] = (reach, n_seeds, enough)
+    for (concept, method, form, _dtype), summary in summaries.items():
+        key, rank = (concept, method, form), (summary["reach"], len(summary["seeds"]))
+        if key not in best or rank > best[key][:2]:
+            best[key] = (*rank, summary["enough"])
     concepts = sorted({c for c, _, _ in best})
     out: dict[tuple[str, str], tuple[int | None, str]] = {}
     for method, form in sorted({(m, f) for _, m, f in best}):
@@ -186,10 +185,7 @@ def method_form_budgets(
 
 def study_budgets(paths: list[str]) -> dict[tuple[str, str], tuple[int | None, str]]:
     """:func:`method_form_budgets` of the result files (what DEFAULT_STEPS must say)."""
-    return method_form_budgets(
-        {key: (summary["enough"], max(by_steps), len(summary["seeds"]))
-         for key, by_steps in load_series(paths).items() for summary in [summarise(by_steps)]}
-    )  # fmt: skip
+    return method_form_budgets({key: summarise(by_steps) for key, by_steps in load_series(paths).items()})
 
 
 def _sweep(unit: dict) -> dict:
@@ -273,9 +269,9 @@ def report(args: argparse.Namespace) -> None:
     header = ["concept", "method", "form", "dtype", "seeds", *(f"FA @ {s}" for s in budgets), "enough (steps)"]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     doublings: list[str] = []
-    settled_by_series: dict[SeriesKey, tuple[int | None, int, int]] = {}
+    summaries: dict[SeriesKey, dict] = {}
     for (concept, method, form, dtype), by_steps in sorted(series.items()):
-        summary = summarise(by_steps)
+        summary = summaries[(concept, method, form, dtype)] = summarise(by_steps)
         means, losses, seeds = summary["means"], summary["losses"], summary["seeds"]
         cells = []
         for s in budgets:
@@ -285,7 +281,6 @@ def report(args: argparse.Namespace) -> None:
             spread = [u["fa"] for u in by_steps[s].values()]
             sd = f" ±{statistics.stdev(spread):.3f}" if len(spread) > 1 else ""
             cells.append(f"{means[s]:.3f}{sd} ({losses[s]:.2f})")
-        settled_by_series[(concept, method, form, dtype)] = (summary["enough"], max(by_steps), len(seeds))
         lines.append(
             f"| {concept} | {method} | {form} | {dtype} | {','.join(map(str, seeds))} | "
             + " | ".join(cells)
@@ -299,7 +294,7 @@ def report(args: argparse.Namespace) -> None:
         ]
     per_method_form = [
         f"- **{method} {form}**: " + (f"{steps} steps (settled on {why})" if steps else why)
-        for (method, form), (steps, why) in method_form_budgets(settled_by_series).items()
+        for (method, form), (steps, why) in method_form_budgets(summaries).items()
     ]
     table = "\n".join(
         lines

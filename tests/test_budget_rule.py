@@ -64,13 +64,17 @@ def test_gains_pair_the_seeds_both_budgets_have(study):
 
 def test_method_form_budgets_take_the_largest_over_concepts(study):
     settled = {
-        ("risk", "sft", "lora", "bfloat16"): (400, 800, 3),
-        ("risk", "sft", "lora", "float32"): (None, 200, 1),  # superseded by the longer bf16 series
-        ("opt", "sft", "lora", "bfloat16"): (100, 400, 2),
-        ("risk", "split", "lora", "float32"): (50, 200, 1),
-        ("opt", "split", "lora", "bfloat16"): (100, 400, 1),
-        ("risk", "sft", "vector", "float32"): (25, 100, 1),
-        ("risk", "reps", "local_weight", "bfloat16"): (None, 100, 1),
+        ("risk", "sft", "lora", "bfloat16"): {"enough": 400, "reach": 800, "seeds": [0, 1, 2]},
+        ("risk", "sft", "lora", "float32"): {
+            "enough": None,
+            "reach": 200,
+            "seeds": [0],
+        },  # superseded by the longer bf16 series
+        ("opt", "sft", "lora", "bfloat16"): {"enough": 100, "reach": 400, "seeds": [0, 1]},
+        ("risk", "split", "lora", "float32"): {"enough": 50, "reach": 200, "seeds": [0]},
+        ("opt", "split", "lora", "bfloat16"): {"enough": 100, "reach": 400, "seeds": [0]},
+        ("risk", "sft", "vector", "float32"): {"enough": 25, "reach": 100, "seeds": [0]},
+        ("risk", "reps", "local_weight", "bfloat16"): {"enough": None, "reach": 100, "seeds": [0]},
     }
     out = study.method_form_budgets(settled)
     assert out[("sft", "lora")] == (400, "opt 100, risk 400")
