@@ -94,7 +94,7 @@ def board_command(
 
 def _print_status(board) -> None:
     """Each run's concepts and unit files done, from its directory alone (no model is loaded)."""
-    from steer_pu.runs.run import RUN_FILE, concept_files, concept_todo
+    from steer_pu.runs.run import RUN_FILE, concept_files, run_todo
 
     root = board.runs[0].out.parent.parent
     title = literal(f"board {board.path}: runs in {root}/<model>/<method-form>-seed<S>")
@@ -103,7 +103,7 @@ def _print_status(board) -> None:
     for run in board.runs:
         concepts = run.config.concepts
         per_file = concept_files(run.config)
-        todo = {c: concept_todo(run.config, run.out, c) for c in concepts} if (run.out / RUN_FILE).is_file() else {}
+        todo = run_todo(run.config, run.out) if (run.out / RUN_FILE).is_file() else {}
         files = sum(per_file - todo.get(c, per_file) for c in concepts)
         done = sum(todo.get(c, per_file) == 0 for c in concepts)
         all_done, all_files = all_done + files, all_files + per_file * len(concepts)

@@ -399,6 +399,7 @@ def execute_jobs(
         concept_files,
         concept_todo,
         method_of,
+        run_todo,
         write_results,
     )
     from steer_pu.suite.concepts import load_concepts
@@ -424,8 +425,8 @@ def execute_jobs(
             _check_or_write_run_file(job.out, prep.config, prep.provenance)
         tasks, total, done = [], 0, 0
         for index, (job, prep) in enumerate(zip(jobs, prepared)):
-            for concept in prep.config.concepts:
-                files, todo = concept_files(prep.config), concept_todo(prep.config, job.out, concept)
+            files = concept_files(prep.config)
+            for concept, todo in run_todo(prep.config, job.out).items():
                 total, done = total + files, done + files - todo
                 if todo:
                     tasks.append(Task(index, prep.config, job.out, concept, todo))

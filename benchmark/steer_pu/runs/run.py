@@ -532,6 +532,11 @@ def concept_todo(config: RunConfig, out: Path, concept: str) -> int:
     return missing + int(bool(config.generate) and not generations_path(out, concept, method_form).is_file())
 
 
+def run_todo(config: RunConfig, out: Path) -> dict[str, int]:
+    """Each concept's missing files (:func:`concept_todo`), in the run's concept order."""
+    return {concept: concept_todo(config, out, concept) for concept in config.concepts}
+
+
 def concept_files(config: RunConfig) -> int:
     """The files a concept of the run has when it is done: one per strength, and the generations."""
     return len(check_grid(config.strengths)) + int(bool(config.generate))

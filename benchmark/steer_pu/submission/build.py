@@ -19,6 +19,7 @@ from steer_pu.io import (
     FILE_MANIFEST,
     atomic_write_text,
     directory_lock,
+    file_manifest,
     fsync_path,
     read_file_manifest,
     scratch_dir,
@@ -101,17 +102,13 @@ def check_submission_path(out: Path) -> None:
 def _artifact_files(directory: Path) -> list[ArtifactFile]:
     """The artifact's files, hashed; a file its manifest records but the folder lacks (a large
     delta left out of a checkout) is named by the recorded hash and size."""
-    files = {
-        p.name: ArtifactFile(name=p.name, sha256=sha256_file(p), bytes=p.stat().st_size)
-        for p in sorted(directory.iterdir())
-        if p.is_file() and not p.name.startswith(".")
-    }
+    files = file_manifest(directory)
     for name, record in (read_file_manifest(directory) or {}).items():
         if name not in files:
             if record["bytes"] <= MAX_COPIED_ARTIFACT_BYTES:  # small files are copied: they must be there
                 raise SteerPuError(f"{directory / name}: missing (recorded in {FILE_MANIFEST}); run the run again")
-            files[name] = ArtifactFile(name=name, sha256=record["sha256"], bytes=record["bytes"])
-    return [files[name] for name in sorted(files)]
+            files[name] = record
+    return [ArtifactFile(name=name, **files[name]) for name in sorted(files)]
 
 
 def generations_section(
