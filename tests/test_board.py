@@ -116,3 +116,34 @@ def test_the_standard_board_is_the_baselines_on_both_embedded_models():
     assert all(r.config.generate == 4 and len(r.config.concepts) == 12 for r in board.runs)
     assert {r.config.layer for r in board.runs if r.model == "gemma3-270m"} == {9}
     assert board.runs[0].out == Path("runs/board-standard/smollm2-135m/diffmean-vector-seed0")
+
+
+def test_each_entry_is_written_as_soon_as_its_run_finishes(tiny_model_dir, tiny_suite, tmp_path, monkeypatch):
+    """A long board's entries land one by one; an entry that cannot be written stops no other run."""
+    import steer_pu.cli.board as board_cli
+    from steer_pu.errors import SteerPuError
+
+    board, out, subs = tmp_path / "b.yaml", tmp_path / "out", tmp_path / "subs"
+    board.write_text(board_text(tiny_model_dir, tiny_suite, out, f"submissions: {subs}\n"))
+    later = out / tiny_model_dir.name / "prompting-prompt-seed0"  # the in-process executor runs it second
+    seen, write = [], board_cli._write_submission
+
+    def spy(run):
+        seen.append((run.name, sorted(p.name for p in subs.glob("*/*.json")), len(list(later.rglob("m=*.json")))))
+        write(run)
+
+    monkeypatch.setattr(board_cli, "_write_submission", spy)
+    result = runner.invoke(app, ["board", str(board)])
+    assert result.exit_code == 0, result.output
+    assert seen == [("diffmean-vector", [], 0), ("prompting-prompt", ["diffmean-vector.json"], 4)], seen
+
+    def broken(run):
+        raise SteerPuError(f"{run.submission}: cannot write")
+
+    monkeypatch.setattr(board_cli, "_write_submission", broken)
+    for path in out.rglob("m=*.json"):
+        path.unlink()
+    failed = runner.invoke(app, ["board", str(board)])
+    assert failed.exit_code == 2 and "diffmean-vector.json: cannot write" in " ".join(failed.output.split())
+    assert "Traceback" not in failed.output
+    assert len(list(later.rglob("m=*.json"))) == 4, "the other run's units still ran"

@@ -47,7 +47,7 @@ def board_command(
     workers: WorkersOption = None,
     workers_per_gpu: WorkersPerGpuOption = 1,
     submit: Annotated[
-        bool, typer.Option(help="write the board's 'submissions' entries once every run has finished")
+        bool, typer.Option(help="write each run's entry under the board's 'submissions' as soon as the run finishes")
     ] = True,
     status: Annotated[
         bool,
@@ -84,12 +84,13 @@ def board_command(
             def on_unit(description: str, done: int, total: int) -> None:
                 progress.update(task, description=description, completed=done, total=total)
 
-            execute_jobs(jobs, runner, on_unit)
+            def on_run(index: int, _table) -> None:  # an entry as soon as its run has finished
+                _write_submission(board.runs[index])
+
+            execute_jobs(jobs, runner, on_unit, on_run if submit and spec.submissions is not None else None)
     finally:
         runner.close()
     _print_board(board)
-    if submit and spec.submissions is not None:
-        _write_submissions(board)
 
 
 def _print_status(board) -> None:
@@ -131,11 +132,9 @@ def _print_board(board) -> None:
     console.print(view)
 
 
-def _write_submissions(board) -> None:
+def _write_submission(run) -> None:
     from steer_pu.submission.build import build_submission, write_submission
 
-    for run in board.runs:
-        with console.status(literal(f"writing {run.submission}")):
-            sub, copies = build_submission(run.out, run.name, run.submission.stem)
-            write_submission(sub, run.submission, copies, force=True)
-        console.print(f"wrote {run.submission}", highlight=False, soft_wrap=True, markup=False)
+    sub, copies = build_submission(run.out, run.name, run.submission.stem)  # (inside the board's progress bar)
+    write_submission(sub, run.submission, copies, force=True)
+    console.print(f"wrote {run.submission}", highlight=False, soft_wrap=True, markup=False)

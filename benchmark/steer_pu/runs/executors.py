@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -381,13 +381,16 @@ def execute_jobs(
     jobs: Sequence[Job],
     executor: Any,
     on_unit: Callable[[str, int, int], None] | None = None,
+    on_run: Callable[[int, pd.DataFrame], None] | None = None,
 ) -> list[pd.DataFrame | None]:
     """Run (or resume) every job through ``executor``; return each run's results table.
 
     ``on_unit(description, done, total)`` counts files (score files and generations) over all
-    the jobs. Every job is checked before any run directory is written; a unit's user error is
-    raised after the other units finished (their files, and the results.csv of every run whose
-    units all finished, are kept).
+    the jobs. ``on_run(index, table)`` is called as soon as a run's units have all finished, after
+    its results.csv is written, while the other runs go on (a long board's entries land one by
+    one). Every job is checked before any run directory is written; a unit's user error, or one
+    raised by ``on_run``, is raised after the other units finished (their files, and the
+    results.csv of every run whose units all finished, are kept).
     """
     from steer_pu.methods import check_grid
     from steer_pu.runs.run import (
@@ -434,6 +437,22 @@ def execute_jobs(
             on_unit("resuming" if done else "starting", done, total)
         progress = {"done": done}
         written: dict[Task, int] = {}
+        units_left = Counter(task.job for task in tasks)
+        complete: set[Task] = set()
+        run_errors: list[SteerPuError] = []
+
+        def finish(index: int) -> None:
+            # the driver alone writes results.csv, once every unit of the run has its files
+            tables[index] = write_results(prepared[index].config, jobs[index].out)
+            if on_run:
+                try:
+                    on_run(index, tables[index])
+                except SteerPuError as exc:  # raised at the end: the other runs' units go on
+                    run_errors.append(exc)
+
+        for index in range(len(jobs)):
+            if not units_left[index]:  # finished before this start
+                finish(index)
 
         def on_file(task: Task, what: str) -> None:
             # in-process: one call per file; Ray: one per finished unit, counting what it wrote
@@ -442,12 +461,19 @@ def execute_jobs(
             written[task] = now
             if on_unit:
                 on_unit(what if len(jobs) == 1 else f"{task.out.name} {what}", progress["done"], total)
+            if now == task.files and task not in complete:  # the unit has all its files
+                complete.add(task)
+                units_left[task.job] -= 1
+                if units_left[task.job] == 0:
+                    finish(task.job)
 
         outcome = executor.run(tasks, on_file)
         failed_jobs = {task.job for task, _ in outcome.failed}
-        for index, (job, prep) in enumerate(zip(jobs, prepared)):
-            if index not in failed_jobs:
-                tables[index] = write_results(prep.config, job.out)  # the driver alone, after the units
+        for index in range(len(jobs)):
+            if index not in failed_jobs and tables[index] is None:  # a unit ended short of a file
+                finish(index)
+    if run_errors and not outcome.failed:
+        raise run_errors[0]
     if outcome.failed:
         task, exc = outcome.failed[0]
         others = f"; {len(outcome.failed) - 1} more unit(s) failed" if len(outcome.failed) > 1 else ""
