@@ -72,6 +72,10 @@ def test_board_runs_the_grid_resumes_and_equals_the_runs(tiny_model_dir, tiny_su
     n_dm = len(list(dm.rglob("m=*.json"))) + 2  # diffmean: every score file and both concepts' generations
     n_pr = len(list(pr.rglob("m=*.json")))
     assert f"{n_dm + n_pr} / {n_dm + n_pr + 1} unit files done" in text, text
+    walls = [
+        v for p in out.rglob("timings/*.json") for k, v in json.loads(p.read_text()).items() if k.endswith("_wall_s")
+    ]
+    assert f"recorded wall time {sum(walls) / 3600:.2f} h on cpu (worker-hours)" in text, text
     assert not (pr / "scores" / "calm" / "prompting-prompt" / "m=+1.json").exists(), "--status runs nothing"
 
 

@@ -322,3 +322,18 @@ def test_a_large_delta_left_out_of_a_checkout_is_named_by_hash_or_retrained(tiny
     with pytest.raises(SteerPuError, match=r"\.files\.json: the artifact retrained .* differs from the recorded one"):
         execute(config, out, loaded=loaded)
     assert not delta.exists()
+
+
+def test_recorded_unit_hours_sum_the_units_wall_times_and_name_a_bad_field(tmp_path):
+    from steer_pu.runs.run import TIMINGS_DIR, recorded_unit_hours
+
+    timings = tmp_path / TIMINGS_DIR
+    timings.mkdir()
+    (timings / "a.split-vector.json").write_text(
+        json.dumps({"fit_wall_s": 1800.0, "fit_cpu_s": 1700.0, "score_wall_s": 900, "generate_wall_s": 900.0})
+    )
+    (timings / "b.split-vector.json").write_text(json.dumps({"score_wall_s": 3600.0, "peak_rss_mb": 2000.0}))
+    assert recorded_unit_hours(tmp_path) == pytest.approx(2.0)  # CPU seconds and memory are not wall time
+    (timings / "b.split-vector.json").write_text(json.dumps({"score_wall_s": "NaN"}))
+    with pytest.raises(SteerPuError, match=r"b\.split-vector\.json: field 'score_wall_s'"):
+        recorded_unit_hours(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -94,13 +95,15 @@ def board_command(
 
 
 def _print_status(board) -> None:
-    """Each run's concepts and unit files done, from its directory alone (no model is loaded)."""
-    from steer_pu.runs.run import RUN_FILE, concept_files, run_todo
+    """Each run's concepts and unit files done and the wall hours its units recorded, from its
+    directory alone (no model is loaded)."""
+    from steer_pu.runs.run import RUN_FILE, concept_files, recorded_unit_hours, run_todo
 
     root = board.runs[0].out.parent.parent
     title = literal(f"board {board.path}: runs in {root}/<model>/<method-form>-seed<S>")
-    view = Table("model", "method-form", "seed", "concepts", "files", "entry", title=title)
+    view = Table("model", "method-form", "seed", "concepts", "files", "hours", "entry", title=title)
     all_done = all_files = 0
+    hours: dict[str, float] = {}  # per device
     for run in board.runs:
         concepts = run.config.concepts
         per_file = concept_files(run.config)
@@ -109,12 +112,20 @@ def _print_status(board) -> None:
         done = sum(todo.get(c, per_file) == 0 for c in concepts)
         all_done, all_files = all_done + files, all_files + per_file * len(concepts)
         entry = "-" if run.submission is None else ("written" if run.submission.is_file() else "not yet")
+        spent = recorded_unit_hours(run.out)
+        if todo:  # the device the run was placed on, as its run file records it
+            device = str(json.loads((run.out / RUN_FILE).read_text()).get("config", {}).get("device"))
+            hours[device] = hours.get(device, 0.0) + spent
         literal_row(
             view, Path(run.model).name, run.name, run.seed, f"{done} / {len(concepts)}",
-            f"{files} / {per_file * len(concepts)}" if todo else "not started", entry,
+            f"{files} / {per_file * len(concepts)}" if todo else "not started", f"{spent:.2f}" if todo else "-", entry,
         )  # fmt: skip
     console.print(view)
-    console.print(f"{all_done} / {all_files} unit files done", highlight=False, markup=False)
+    spent = ", ".join(f"{h:.2f} h on {device}" for device, h in sorted(hours.items())) or "0 h"
+    console.print(
+        f"{all_done} / {all_files} unit files done; units' recorded wall time {spent} (worker-hours)",
+        highlight=False, soft_wrap=True, markup=False,
+    )  # fmt: skip
 
 
 def _print_board(board) -> None:

@@ -336,6 +336,27 @@ def _record_timing(out: Path, unit: str, **seconds: float) -> None:
     atomic_write_json(path, record)
 
 
+#: the wall-time fields of a unit's timings file: its fit, its strength sweep, its generations
+UNIT_WALL_FIELDS = ("fit_wall_s", "score_wall_s", "generate_wall_s")
+
+
+def recorded_unit_hours(out: Path) -> float:
+    """The wall hours the run's units took as their timings files record them: the worker-hours
+    the run has used on its device (what an interrupted unit lost is not recorded, a redo is)."""
+    seconds = 0.0
+    for path in sorted((out / TIMINGS_DIR).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SteerPuError(f"{path}: not valid JSON ({exc})") from None
+        for name in UNIT_WALL_FIELDS:
+            value = record.get(name, 0.0) if isinstance(record, dict) else None
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+                raise SteerPuError(f"{path}: field '{name}': expected a non-negative number of seconds")
+            seconds += value
+    return seconds / 3600
+
+
 def _fit_or_load(
     method: Method | None, loaded: LoadedModel, fmt: PromptFormat, config: RunConfig, concept: Concept, out: Path
 ) -> Control:
@@ -588,12 +609,17 @@ def run_concept(
     if config.generate and not generated.is_file():
         if control is None and any(m != 0 for m in grid):
             control = _fit_or_load(method, loaded, fmt, config, concept, out)  # the saved artifact
-        wall = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         record = make_generations(
             loaded, control, fmt, concept, grid, config.generate, config.seed, config.token_budget
         )
         atomic_write_json(generated, {"concept": concept.name, **record})
-        _record_timing(out, f"{concept.name}.{method_form}", generate_wall_s=time.perf_counter() - wall)
+        _record_timing(
+            out,
+            f"{concept.name}.{method_form}",
+            generate_wall_s=time.perf_counter() - wall,
+            generate_cpu_s=time.process_time() - cpu,
+        )
         written += 1
         if on_file:
             on_file(f"{concept.name} generations")
