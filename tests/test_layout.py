@@ -22,7 +22,7 @@ PACKAGE = REPO / "benchmark" / "steer_pu"
 LAYERS = [
     "errors", "io", "paths", "devices", "architectures", "models",
     "suite", "analysis", "interventions", "engine", "methods", "runs",
-    "integrations", "perf", "report", "submission", "leaderboard", "cli",
+    "integrations", "perf", "submission", "report", "leaderboard", "cli",
 ]  # fmt: skip
 BELOW_ALL = -1  # steer_pu (its __init__) and steer_pu.tasks
 ABOVE_ALL = len(LAYERS)  # steer_pu.__main__

@@ -269,3 +269,31 @@ def test_duplicate_sweeps_and_mixed_models_are_refused(tmp_path) -> None:
     write_run(tmp_path / "c", "sft", "vector", sweep, model="other")
     with pytest.raises(SteerPuError, match="different models"):
         load_collection([tmp_path / "a", tmp_path / "c"])
+
+
+def test_an_entry_reports_as_its_run_does(tiny_model_dir, tiny_suite, tmp_path) -> None:
+    """`report` reads entries' per-pair numbers: the same tables, fits and text trends as their runs."""
+    from .test_run import run_args
+
+    run, entry = tmp_path / "run", tmp_path / "subs" / "dm.json"
+    made = runner.invoke(app, [*run_args(tiny_model_dir, tiny_suite, run), "--generate", "2"])
+    assert made.exit_code == 0, made.output
+    submitted = runner.invoke(app, ["submit", str(run), "--name", "dm", "-o", str(entry)])
+    assert submitted.exit_code == 0, submitted.output
+    for source, out in ((run, tmp_path / "from-run"), (entry, tmp_path / "from-entry")):
+        result = runner.invoke(app, ["report", str(source), "--out", str(out), "--n-boot", "50"])
+        assert result.exit_code == 0, result.output
+
+    def body(folder: Path) -> list[str]:  # the report but its Runs table, which names the source
+        return [line for line in (folder / "README.md").read_text().splitlines() if not line.startswith("| `")]
+
+    assert (tmp_path / "from-run" / "points.csv").read_text() == (tmp_path / "from-entry" / "points.csv").read_text()
+    assert body(tmp_path / "from-run") == body(tmp_path / "from-entry")
+    assert any("keyword" in line or "fluency" in line for line in body(tmp_path / "from-entry"))
+    assert f"| `{entry}` | diffmean-vector | 1 | -2 0 2 4 |" in (tmp_path / "from-entry" / "README.md").read_text()
+
+    twice = runner.invoke(app, ["report", str(run), str(entry), "--out", str(tmp_path / "twice")])
+    assert twice.exit_code == 2 and "is also in" in twice.output and "Traceback" not in twice.output
+    entry.write_text(entry.read_text().replace('"fa":', '"fa": "x", "was":', 1))
+    broken = runner.invoke(app, ["report", str(entry), "--out", str(tmp_path / "broken")])
+    assert broken.exit_code == 2 and str(entry) in " ".join(broken.output.split()), broken.output

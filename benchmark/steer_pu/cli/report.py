@@ -12,7 +12,10 @@ from rich.table import Column, Table
 from steer_pu.cli.common import console, literal_row, print_wide, user_errors
 
 RunDirs = Annotated[
-    list[Path], typer.Argument(help="run directories, or folders containing run directories (any folder with run.json)")
+    list[Path],
+    typer.Argument(
+        help="run directories, folders containing run directories (any folder with run.json), or entry .json files"
+    ),
 ]
 
 

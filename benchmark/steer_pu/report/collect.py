@@ -1,9 +1,10 @@
 """Compare runs: curve fits, frontier areas and a claims check against the paper, as Markdown.
 
-A run directory (see :mod:`steer_pu.runs.run`) holds one method-form swept over some concepts.
-This module gathers several runs (``RUN_DIR`` arguments, or folders below them that hold a
-``run.json``), and computes from their score files — with :mod:`steer_pu.analysis.frontier` and
-:mod:`steer_pu.analysis.curves`, never a formula of its own —
+A run directory (see :mod:`steer_pu.runs.run`) holds one method-form swept over some concepts;
+so does a submission entry (``<method>-<form>.json``, its per-pair numbers), for the whole suite.
+This module gathers several of them (``RUN_DIR`` arguments, folders with run directories below,
+or entry files), and computes from their per-pair scores — with :mod:`steer_pu.analysis.frontier`
+and :mod:`steer_pu.analysis.curves`, never a formula of its own —
 
 - per concept and method-form: the RQ curve fits of PrefOdds(m) and UtilOdds(m), or why
   a sweep cannot be fitted;
@@ -26,22 +27,33 @@ from steer_pu.analysis.pair_scores import PairScores
 from steer_pu.errors import SteerPuError
 from steer_pu.runs.generations import generations_path, read_generations, strength_summary
 from steer_pu.runs.run import RUN_FILE, RunConfig, load_scores, read_run_file
+from steer_pu.submission.parse import load_submission
+from steer_pu.submission.verify import sweep_of
 
 # --------------------------------------------------------------------------- loading
 
 
 @dataclass(frozen=True)
 class RunInfo:
-    """One run directory: its config, and which of its concepts have score files."""
+    """One run directory or entry file: what it swept, and which of its concepts have scores."""
 
     path: Path
-    config: RunConfig
+    model: str
+    method: str
+    form: str
+    layer: int | None
+    strengths: tuple[float, ...]
     scored: tuple[str, ...]
     unscored: tuple[str, ...]
 
+    @classmethod
+    def of_run(cls, path: Path, config: RunConfig, scored: Sequence[str], unscored: Sequence[str]) -> RunInfo:
+        strengths = tuple(config.strengths)
+        return cls(path, config.model, config.method, config.form, config.layer, strengths, (*scored,), (*unscored,))
+
     @property
     def method_form(self) -> str:
-        return f"{self.config.method}-{self.config.form}"
+        return f"{self.method}-{self.form}"
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,7 @@ class Collection:
 
     @property
     def model(self) -> str:
-        return self.runs[0].config.model
+        return self.runs[0].model
 
     @property
     def concepts(self) -> list[str]:
@@ -93,7 +105,9 @@ def find_run_dirs(paths: Iterable[Path]) -> list[Path]:
     found: set[Path] = set()
     for path in paths:
         if not path.is_dir():
-            raise SteerPuError(f"{path}: not a directory (expected a run directory or a folder of runs)")
+            raise SteerPuError(
+                f"{path}: not a directory (expected a run directory, a folder of runs or an entry .json file)"
+            )
         below = {p.parent.resolve() for p in path.rglob(RUN_FILE) if p.is_file()}
         if not below:
             raise SteerPuError(f"{path}: no run directory found (no {RUN_FILE} in it or below it)")
@@ -105,23 +119,48 @@ def load_collection(paths: Sequence[Path]) -> Collection:
     """Load every run under ``paths``; a user-caused problem raises :class:`SteerPuError`.
 
     Refused: runs of different models or of different task data (by the concept hashes in
-    ``run.json``), the same (concept, method, form) in two runs, a sweep without the
-    unsteered strength m = 0, and no score files at all.
+    ``run.json`` or an entry's ``suite.concepts``), the same (concept, method, form) in two runs
+    (a run and its own entry included), a sweep without the unsteered strength m = 0, a
+    malformed entry, and no score files at all.
     """
     runs: list[RunInfo] = []
     sweeps: dict[tuple[str, str, str], Sweep] = {}
-    task_sha: dict[str, tuple[str, Path]] = {}
-    for run_dir in find_run_dirs(paths):
-        record = read_run_file(run_dir)
-        config, shas = record.config, record.concept_sha256
-        # Methods are compared pair by pair: every run must have scored the same task data.
+    task_sha: dict[str, tuple[str, str]] = {}  # concept → (sha256, the file that recorded it first)
+
+    def same_task_data(shas: Mapping[str, str], source: str, field_of: str) -> None:
+        # methods are compared pair by pair: every run must have scored the same task data
         for concept, sha in shas.items():
-            first = task_sha.setdefault(concept, (sha, run_dir))
+            first = task_sha.setdefault(concept, (sha, source))
             if first[0] != sha:
                 raise SteerPuError(
-                    f"{run_dir / RUN_FILE}: field 'provenance.concepts.{concept}.sha256' differs from "
-                    f"{first[1] / RUN_FILE}: the runs scored different versions of concept '{concept}'"
+                    f"{source}: field '{field_of.format(concept=concept)}' differs from {first[1]}: "
+                    f"the runs scored different versions of concept '{concept}'"
                 )
+
+    def add(key: tuple[str, str, str], sweep: Sweep, source: Path) -> None:
+        if key in sweeps:
+            raise SteerPuError(
+                f"{source}: {sweep.method_form} on concept '{sweep.concept}' is also in "
+                f"{sweeps[key].run_dir}; pass only one of the two"
+            )
+        sweeps[key] = sweep
+
+    entries = [path for path in paths if path.is_file() and path.suffix == ".json"]
+    for path in entries:
+        sub = load_submission(path)  # a SteerPuError names the file and field of a malformed entry
+        same_task_data(sub.suite.concepts, str(path), "suite.concepts.{concept}")
+        for concept, result in sorted(sub.concepts.items()):
+            text = strength_summary(result.generations.model_dump()) if result.generations else {}
+            add((concept, sub.method.name, sub.method.form), Sweep(concept, sub.method.name, sub.method.form, path,
+                                                                   sweep_of(result), text), path)  # fmt: skip
+        runs.append(
+            RunInfo(path, sub.model.name, sub.method.name, sub.method.form, sub.method.layer,
+                    tuple(sub.method.strengths), tuple(sorted(sub.concepts)), ())
+        )  # fmt: skip
+    for run_dir in find_run_dirs([path for path in paths if path not in entries]):
+        record = read_run_file(run_dir)
+        config = record.config
+        same_task_data(record.concept_sha256, str(run_dir / RUN_FILE), "provenance.concepts.{concept}.sha256")
         method_form = f"{config.method}-{config.form}"
         scored, unscored = [], []
         for concept in config.concepts:
@@ -140,21 +179,18 @@ def load_collection(paths: Sequence[Path]) -> Collection:
                 concept_scores(scores)  # pair counts agree across strengths, u and p valid
             except ValueError as exc:
                 raise SteerPuError(f"{folder}: {exc}") from None
-            key = (concept, config.method, config.form)
-            if key in sweeps:
-                raise SteerPuError(
-                    f"{run_dir / RUN_FILE}: {method_form} on concept '{concept}' is also in "
-                    f"{sweeps[key].run_dir}; pass only one of the two runs"
-                )
             generated = generations_path(run_dir, concept, method_form)
             text = strength_summary(read_generations(generated)) if generated.is_file() else {}
-            sweeps[key] = Sweep(concept, config.method, config.form, run_dir, scores, text)
+            add((concept, config.method, config.form), Sweep(concept, config.method, config.form, run_dir, scores,
+                                                             text), run_dir / RUN_FILE)  # fmt: skip
             scored.append(concept)
-        runs.append(RunInfo(run_dir, config, tuple(scored), tuple(unscored)))
-    models = sorted({r.config.model for r in runs})
+        runs.append(RunInfo.of_run(run_dir, config, scored, unscored))
+    models = sorted({Path(r.model).name for r in runs})  # a registry name, or a local model's folder name
     if len(models) > 1:
-        by_model = "; ".join(f"{m}: {', '.join(str(r.path) for r in runs if r.config.model == m)}" for m in models)
-        raise SteerPuError(f"runs use different models (field 'config.model' in {RUN_FILE}) — {by_model}")
+        by_model = "; ".join(f"{m}: {', '.join(str(r.path) for r in runs if Path(r.model).name == m)}" for m in models)
+        raise SteerPuError(
+            f"runs use different models (field 'config.model' in {RUN_FILE}, 'model.name' in an entry) — {by_model}"
+        )
     if not sweeps:
         raise SteerPuError(
             f"{', '.join(str(r.path) for r in runs)}: no score files yet (scores/<concept>/<method>-<form>/m=*.json)"

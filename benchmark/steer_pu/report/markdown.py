@@ -108,8 +108,8 @@ def render_markdown(
                 [
                     f"`{display_path(r.path)}`",
                     r.method_form,
-                    str(r.config.layer),
-                    " ".join(f"{m:g}" for m in r.config.strengths),
+                    "–" if r.layer is None else str(r.layer),
+                    " ".join(f"{m:g}" for m in r.strengths),
                     ", ".join(r.scored) or "–",
                     ", ".join(r.unscored) or "–",
                 ]
