@@ -260,3 +260,25 @@ def test_cuda_budget_and_out_of_memory_split(tiny_model, tiny_tokenizer, tiny_su
     split = score_pairs(model, pairs, None)
     np.testing.assert_allclose(split.nll_pos, whole.nll_pos, rtol=0, atol=1e-4)
     assert devices.peak_memory_mb("cuda:0") > 0
+
+
+def test_half_precision_emulated_on_a_cpu_is_named(monkeypatch):
+    """bfloat16 / float16 on a CPU without native matrix instructions: one note saying so, else none."""
+    import types
+
+    def fake_torch(native: bool):
+        check = lambda: native  # noqa: E731
+        return types.SimpleNamespace(
+            ops=types.SimpleNamespace(mkldnn=types.SimpleNamespace(_is_mkldnn_bf16_supported=check,
+                                                                   _is_mkldnn_fp16_supported=check)),
+            backends=types.SimpleNamespace(cpu=types.SimpleNamespace(get_cpu_capability=lambda: "AVX2")),
+        )  # fmt: skip
+
+    monkeypatch.setattr(devices, "_torch", lambda: fake_torch(False))
+    note = devices.emulated_dtype_note("cpu", "bf16")
+    assert note is not None and "--dtype bfloat16" in note and "AVX2" in note and "--dtype float32" in note
+    assert "float16" in (devices.emulated_dtype_note("cpu", "float16") or "")
+    assert devices.emulated_dtype_note("cpu", "float32") is None
+    assert devices.emulated_dtype_note("cuda:0", "bfloat16") is None  # a GPU's own business
+    monkeypatch.setattr(devices, "_torch", lambda: fake_torch(True))
+    assert devices.emulated_dtype_note("cpu", "bfloat16") is None

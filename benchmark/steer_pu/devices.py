@@ -57,6 +57,28 @@ def resolve_dtype(name: str) -> str:
     return resolved
 
 
+def emulated_dtype_note(device: str, dtype: str) -> str | None:
+    """Why ``dtype`` would be slow on ``device``, or None: a CPU without native bfloat16 / float16
+    matrix instructions (AVX512-BF16, AMX; oneDNN's own check) emulates them, far slower than
+    float32 (a 2-core AVX2 EPYC: 1.2 against 69 GFLOP/s, docs/performance.md)."""
+    resolved = resolve_dtype(dtype)
+    if resolved == "float32" or kind(device) != "cpu":
+        return None
+    torch = _torch()
+    check = {"bfloat16": "_is_mkldnn_bf16_supported", "float16": "_is_mkldnn_fp16_supported"}[resolved]
+    try:
+        native = bool(getattr(torch.ops.mkldnn, check)())
+    except (AttributeError, RuntimeError):  # a torch without the check: assume nothing
+        return None
+    if native:
+        return None
+    capability = torch.backends.cpu.get_cpu_capability()
+    return (
+        f"--dtype {resolved} on this CPU ({capability}, no native {resolved} matrix instructions) is emulated, "
+        "tens of times slower than float32; use --dtype float32 here"
+    )
+
+
 def torch_dtype(name: str) -> torch.dtype:
     return getattr(_torch(), resolve_dtype(name))
 

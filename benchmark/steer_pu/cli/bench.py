@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from steer_pu.cli.common import console, err_console, print_wide, user_errors
+from steer_pu.cli.common import console, err_console, print_wide, user_errors, warn_if_emulated
 from steer_pu.devices import DEVICE_HELP, DTYPE_HELP
 from steer_pu.models import DEFAULT_MODEL
 
@@ -51,6 +51,7 @@ def bench_command(
     torch.set_num_threads(threads)
     names = [c.strip() for c in concepts.split(",")] if concepts else (["power_seeking", "ocean"] if quick else None)
     n_pairs = pairs if pairs is not None else (4 if quick else None)
+    warn_if_emulated(device, dtype)
     loaded = load_model(model, device, dtype)
     figures = bench(
         loaded, load_concepts(default_suite_dir(), names), n_pairs, token_budget,

@@ -20,6 +20,7 @@ from steer_pu.cli.common import (
     literal,
     literal_row,
     user_errors,
+    warn_if_emulated,
 )
 
 
@@ -69,6 +70,7 @@ def board_command(
         if run.submission is not None:
             check_submission_path(run.submission)
     spec = board.spec
+    warn_if_emulated(spec.device, spec.dtype)
     console.print(
         f"board {file}: {len(spec.models)} model(s) × {len(spec.methods)} method-form(s) × {len(spec.seeds)} seed(s) "
         f"= {len(board.runs)} runs, executor {executor}",

@@ -46,6 +46,15 @@ WorkersPerGpuOption = Annotated[
 ]
 
 
+def warn_if_emulated(device: str, dtype: str) -> None:
+    """One ``warning:`` line when the dtype is emulated on this CPU (devices.emulated_dtype_note)."""
+    from steer_pu.devices import emulated_dtype_note, resolve_device
+
+    note = emulated_dtype_note(resolve_device(device), dtype)
+    if note:
+        err_console.print(f"warning: {note}", highlight=False, soft_wrap=True, markup=False)
+
+
 def literal(value: object) -> Text:
     """``value`` as rich text printed as is: never parsed as markup (``[/INST]``, ``[red]`` stay)."""
     return Text(str(value))

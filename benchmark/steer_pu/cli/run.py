@@ -21,6 +21,7 @@ from steer_pu.cli.common import (
     parse_hyperparams,
     unit_progress,
     user_errors,
+    warn_if_emulated,
 )
 from steer_pu.devices import DEVICE_HELP, DTYPE_HELP
 from steer_pu.errors import SteerPuError
@@ -113,6 +114,7 @@ def run_command(
         artifact=str(artifact.resolve()) if artifact is not None else None,
     )
     _checked_config(**fields, layer=layer or 0, strengths=given)  # every option checked before the model loads
+    warn_if_emulated(device, dtype)
     if executor == "inprocess":
         with console.status(literal(f"loading {model}")):
             loaded = load_model(model, device, dtype)

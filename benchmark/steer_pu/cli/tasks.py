@@ -247,7 +247,7 @@ def tasks_report(
 ) -> None:
     """Per concept: counts, token lengths, p(0) and the best p of a DiffMean sweep at u ≥ 0.9."""
 
-    from steer_pu.cli.common import literal, parse_floats, unit_progress
+    from steer_pu.cli.common import literal, parse_floats, unit_progress, warn_if_emulated
     from steer_pu.io import atomic_write_text
     from steer_pu.models import load_model
     from steer_pu.paths import default_suite_dir
@@ -255,6 +255,7 @@ def tasks_report(
 
     names = [c.strip() for c in concepts.split(",") if c.strip()] if concepts else None
     grid = parse_floats(strengths, "strengths") if strengths else None
+    warn_if_emulated(device, dtype)
     with console.status(literal(f"loading {model}")):
         loaded = load_model(model, device, dtype)
     progress = unit_progress(36)
