@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -99,7 +98,7 @@ def board_command(
 def _print_status(board) -> None:
     """Each run's concepts and unit files done and the wall hours its units recorded, from its
     directory alone (no model is loaded)."""
-    from steer_pu.runs.run import RUN_FILE, concept_files, recorded_unit_hours, run_todo
+    from steer_pu.runs.run import RUN_FILE, concept_files, read_run_file, recorded_unit_hours, run_todo
 
     root = board.runs[0].out.parent.parent
     title = literal(f"board {board.path}: runs in {root}/<model>/<method-form>-seed<S>")
@@ -116,7 +115,7 @@ def _print_status(board) -> None:
         entry = "-" if run.submission is None else ("written" if run.submission.is_file() else "not yet")
         spent = recorded_unit_hours(run.out)
         if todo:  # the device the run was placed on, as its run file records it
-            device = str(json.loads((run.out / RUN_FILE).read_text()).get("config", {}).get("device"))
+            device = read_run_file(run.out).config.device
             hours[device] = hours.get(device, 0.0) + spent
         literal_row(
             view, Path(run.model).name, run.name, run.seed, f"{done} / {len(concepts)}",
